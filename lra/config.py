@@ -53,3 +53,20 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name, overrides=overrides or [])
+
+
+def build_task(name: str, data_dir: str | Path | None = None, **overrides: Any):
+    """Compose ``conf/task/<name>.yaml`` with ``overrides`` and build that task.
+
+    >>> task = build_task("listops", data_dir="data", num_train=1000)
+
+    Args:
+        name: task name (a key of ``tasks.TASKS``).
+        data_dir: root of raw, generated and cached data (default ``$LRA_DATA_DIR`` or ``data``).
+        **overrides: keys of the task's YAML, e.g. ``source="release"``, ``num_train=1000``.
+    """
+    import tasks
+
+    cls = tasks.task_class(name)
+    cfg = load_group("task", name, overrides)
+    return cls(cfg, data_dir if data_dir is not None else default_data_dir())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from functools import cache
+from pathlib import Path
 
 import torch
 
@@ -34,3 +36,16 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu:{torch.get_num_threads()} threads"
+
+
+def device_label(device: torch.device) -> str:
+    """``cuda:<GPU name>`` or ``cpu:<CPU model>``: the hardware a benchmark row ran on."""
+    if device.type == "cuda":
+        return device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return "cpu:" + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"cpu:{platform.processor() or platform.machine()}"

@@ -5,6 +5,7 @@ class in ``REGISTRY`` and a new method needs no edit here; ``conf/model/<name>.y
 the class (``_target_``) and its options.
 
 >>> model = build(spec, cfg.task.backbone, cfg.model)   # Classifier
+>>> attn = attention_from_recipe("linformer", {"k": 16}, cfg.task.backbone, positions=4097)
 >>> attn = build_attention("transformer", dim=64, heads=4)
 """
 
@@ -17,14 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from models.backbone import (
-    BackboneConfig,
-    Classifier,
-    Encoder,
+from models.backbone import BackboneConfig, Classifier, Encoder, attention_from_recipe
+from models.base import (
+    REGISTRY,
+    Attention,
+    ProjectedAttention,
     accepted_options,
+    attention_class,
     build_attention,
+    dropout_p,
+    register,
 )
-from models.base import REGISTRY, Attention, register
 
 if TYPE_CHECKING:
     from tasks.spec import TaskSpec
@@ -61,9 +65,7 @@ def build(
     if "name" not in cfg:
         raise ValueError(f"model config has no 'name'; registered: {', '.join(sorted(REGISTRY))}")
     name = cfg["name"]
-    if name not in REGISTRY:
-        raise KeyError(f"unknown attention {name!r}; registered: {', '.join(sorted(REGISTRY))}")
-    cls = REGISTRY[name]
+    cls = attention_class(name)
     target = f"{cls.__module__}.{cls.__qualname__}"
     if cfg.get("_target_", target) != target:
         raise ValueError(f"model {name!r}: _target_ {cfg['_target_']!r} is not {target!r}")
@@ -76,9 +78,13 @@ __all__ = [
     "BackboneConfig",
     "Classifier",
     "Encoder",
+    "ProjectedAttention",
     "accepted_options",
+    "attention_class",
+    "attention_from_recipe",
     "attention_options",
     "build",
     "build_attention",
+    "dropout_p",
     "register",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import (
     check_int,
     from_blocks,
@@ -35,7 +35,7 @@ from models.blocks import (
 
 
 @register("adaptive_span")
-class AdaptiveSpanAttention(Attention):
+class AdaptiveSpanAttention(ProjectedAttention):
     """Softmax attention over a local window with a learned soft span per head.
 
     Options:
@@ -46,6 +46,7 @@ class AdaptiveSpanAttention(Attention):
 
     exact = False
     complexity = "n*s"
+    test_options = {"max_span": 16, "ramp": 4}
 
     def __init__(
         self,

@@ -6,7 +6,8 @@ Vaswani et al. 2017 with the LayerNorm moved before each sub-layer):
     ids [B, L] -> Embedding (+ CLS, + positions) -> Dropout -> Block x layers -> LayerNorm
         -> pool (CLS state, or mean over real tokens) [B, D] -> head -> logits [B, C]
 
-Only the attention differs between methods; it is built by name from ``REGISTRY``.
+Only the attention differs between methods; :func:`attention_from_recipe` builds it (a
+``REGISTRY`` name or a class) with the recipe's dim, heads, dropout and qkv_dim.
 Details kept from the LRA code: token embedding N(0, 1); sinusoidal positions (interleaved
 sin/cos) or learned N(0, 0.02); learned CLS vector initialised to zero and added to position 0;
 MLP Dense -> GELU (tanh form, Flax's default) -> Dropout -> Dense -> Dropout with Xavier-uniform
@@ -19,7 +20,6 @@ pair head is the NLI one the paper describes, with one hidden layer as the singl
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -29,55 +29,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from models.base import REGISTRY, Attention
+from models.base import Attention, attention_class, build_attention
 
 if TYPE_CHECKING:  # models reads a TaskSpec's fields only; no import-time tie to tasks/
     from tasks.spec import TaskSpec
 
 POS_CHOICES = ("sinusoidal", "learned")
 POOL_CHOICES = ("cls", "mean")
-
-
-# --------------------------------------------------------------------------- attention by name
-def accepted_options(cls: type[Attention]) -> list[str]:
-    """Keyword options a method's constructor takes besides ``dim`` and ``heads`` (sorted).
-
-    Follows ``**kwargs`` up the MRO, so a subclass forwarding to ``Attention.__init__`` also
-    lists the base's ``dropout`` and ``qkv_dim``.
-    """
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        names |= {
-            p.name
-            for p in params
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
-        }
-        if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is Attention:
-            break
-    return sorted(names - {"dim", "heads"})
-
-
-def build_attention(name: str, dim: int, heads: int, **options: Any) -> Attention:
-    """Build the attention method registered as ``name``.
-
-    Raises:
-        KeyError: unknown ``name`` (the message lists the registered names).
-        TypeError: an option the method's constructor does not take (names it and the
-            accepted ones).
-    """
-    if name not in REGISTRY:
-        raise KeyError(f"unknown attention {name!r}; registered: {', '.join(sorted(REGISTRY))}")
-    cls = REGISTRY[name]
-    valid = accepted_options(cls)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(
-            f"attention {name!r} got unknown option(s) {unknown}; accepted options: {valid}"
-        )
-    return cls(dim, heads, **options)
+REQUIRED_KEYS = ("layers", "heads", "dim", "mlp_dim", "pooling")
 
 
 # --------------------------------------------------------------------------- backbone config
@@ -85,7 +44,8 @@ def build_attention(name: str, dim: int, heads: int, **options: Any) -> Attentio
 class BackboneConfig:
     """The task's backbone recipe (``conf/task/<task>.yaml: backbone``).
 
-    ``pooling`` None means the task's default (``TaskSpec.pooling``); ``qkv_dim`` None means
+    ``pooling`` (``"cls"`` or ``"mean"``) is required: the recipe alone decides it (a
+    ``segment_recurrent`` method pools by the mean whatever it says). ``qkv_dim`` None means
     ``dim`` (LRA's Image recipe uses qkv 64 with embedding 128).
     """
 
@@ -93,10 +53,10 @@ class BackboneConfig:
     heads: int
     dim: int
     mlp_dim: int
+    pooling: str
     dropout: float = 0.1
     attn_dropout: float = 0.1
     pos: str = "sinusoidal"
-    pooling: str | None = None
     qkv_dim: int | None = None
 
     @classmethod
@@ -110,7 +70,7 @@ class BackboneConfig:
         unknown = sorted(set(cfg) - set(known))
         if unknown:
             raise ValueError(f"unknown backbone key(s) {unknown}; valid keys: {known}")
-        missing = [k for k in ("layers", "heads", "dim", "mlp_dim") if k not in cfg]
+        missing = [k for k in REQUIRED_KEYS if k not in cfg]
         if missing:
             raise ValueError(f"backbone config lacks required key(s) {missing}")
         return cls(**cfg)
@@ -128,10 +88,42 @@ class BackboneConfig:
                 raise ValueError(f"backbone {key} must be in [0, 1), got {value!r}")
         if self.pos not in POS_CHOICES:
             raise ValueError(f"backbone pos must be one of {list(POS_CHOICES)}, got {self.pos!r}")
-        if self.pooling is not None and self.pooling not in POOL_CHOICES:
+        if self.pooling not in POOL_CHOICES:
             raise ValueError(
                 f"backbone pooling must be one of {list(POOL_CHOICES)}, got {self.pooling!r}"
             )
+
+
+def attention_from_recipe(
+    method: str | type[Attention],
+    options: Mapping[str, Any] | None,
+    backbone: Mapping[str, Any] | DictConfig | BackboneConfig,
+    positions: int,
+) -> Attention:
+    """One attention layer as the backbone recipe wires it.
+
+    Args:
+        method: a ``REGISTRY`` name or an :class:`Attention` subclass.
+        options: the method's own options (``conf/model/<name>.yaml`` without its meta keys).
+        backbone: the task's recipe: gives ``dim``, ``heads``, ``dropout`` (= ``attn_dropout``)
+            and ``qkv_dim`` (None = ``dim``).
+        positions: the longest sequence the layer will see; passed as ``max_len`` to
+            ``needs_max_len`` methods (the encoder: its position table, CLS included; the
+            attention-only benchmark: the input length).
+
+    Raises:
+        ValueError: ``options`` sets something the recipe gives.
+        KeyError, TypeError: as :func:`models.base.build_attention`.
+    """
+    cfg, cls = BackboneConfig.parse(backbone), attention_class(method)
+    options = dict(options or {})
+    given: dict[str, Any] = {"dropout": cfg.attn_dropout, "qkv_dim": cfg.qkv_dim or cfg.dim}
+    if cls.needs_max_len:
+        given["max_len"] = positions
+    clash = sorted(set(options) & (set(given) | {"dim", "heads"}))
+    if clash:
+        raise ValueError(f"attention option(s) {clash} are set by the backbone recipe")
+    return build_attention(cls, cfg.dim, cfg.heads, **given, **options)
 
 
 # --------------------------------------------------------------------------- modules
@@ -230,41 +222,34 @@ class Encoder(nn.Module):
     """ids [B, L], mask [B, L] -> pooled features [B, D] for one attention method.
 
     Args:
-        spec: the task contract (vocab, max_len, default pooling).
-        backbone_cfg: the task's ``backbone`` recipe (see :class:`BackboneConfig`).
-        attention_name: a ``REGISTRY`` key.
-        attention_options: the method's own options (``conf/model/<name>.yaml``); ``dim``,
-            ``heads``, ``dropout``, ``qkv_dim`` (and ``max_len`` for ``needs_max_len``
-            methods, = positions covered incl. CLS) come from the backbone.
+        spec: the task contract (vocab, max_len).
+        backbone_cfg: the task's ``backbone`` recipe (see :class:`BackboneConfig`), which also
+            names the pooling; a ``segment_recurrent`` method pools by the mean instead.
+        attention: a ``REGISTRY`` name or an :class:`Attention` subclass.
+        attention_options: the method's own options (``conf/model/<name>.yaml``); the rest
+            comes from the recipe (:func:`attention_from_recipe`, with ``max_len`` = the
+            positions the embedding covers, CLS included).
     """
 
     def __init__(
         self,
         spec: TaskSpec,
         backbone_cfg: Mapping[str, Any] | DictConfig | BackboneConfig,
-        attention_name: str,
+        attention: str | type[Attention],
         attention_options: Mapping[str, Any] | None = None,
     ):
         super().__init__()
-        cfg = BackboneConfig.parse(backbone_cfg)
+        cfg, cls = BackboneConfig.parse(backbone_cfg), attention_class(attention)
         self.cfg, self.dim = cfg, cfg.dim
-        self.pooling = cfg.pooling or spec.pooling
-        if getattr(REGISTRY.get(attention_name), "segment_recurrent", False):
-            self.pooling = "mean"  # segment recurrence: a CLS at 0 sees only segment 0
+        # segment recurrence: a CLS at position 0 would see only the first segment
+        self.pooling = "mean" if cls.segment_recurrent else cfg.pooling
         self.embed = Embedding(
             spec.vocab_size, cfg.dim, spec.max_len, cfg.pos, self.pooling == "cls"
         )
         self.drop = nn.Dropout(cfg.dropout)
-        options = dict(attention_options or {})
-        given = {"dropout": cfg.attn_dropout, "qkv_dim": cfg.qkv_dim or cfg.dim}
-        if attention_name in REGISTRY and REGISTRY[attention_name].needs_max_len:
-            given["max_len"] = self.embed.length
-        clash = sorted(set(options) & (set(given) | {"dim", "heads"}))
-        if clash:
-            raise ValueError(f"attention option(s) {clash} are set by the backbone recipe")
         self.blocks = nn.ModuleList(
             Block(
-                build_attention(attention_name, cfg.dim, cfg.heads, **given, **options),
+                attention_from_recipe(cls, attention_options, cfg, self.embed.length),
                 cfg.dim,
                 cfg.mlp_dim,
                 cfg.dropout,
@@ -294,12 +279,12 @@ class Classifier(nn.Module):
         self,
         spec: TaskSpec,
         backbone_cfg: Mapping[str, Any] | DictConfig | BackboneConfig,
-        attention_name: str,
+        attention: str | type[Attention],
         attention_options: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.spec = spec
-        self.encoder = Encoder(spec, backbone_cfg, attention_name, attention_options)
+        self.encoder = Encoder(spec, backbone_cfg, attention, attention_options)
         cfg, features = self.encoder.cfg, self.encoder.dim * (4 if spec.pair else 1)
         self.head = nn.Sequential(
             nn.Linear(features, cfg.mlp_dim), nn.ReLU(), nn.Linear(cfg.mlp_dim, spec.num_classes)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import (
     check_int,
     from_blocks,
@@ -44,7 +44,7 @@ from models.blocks import (
 
 
 @register("bigbird")
-class BigBirdAttention(Attention):
+class BigBirdAttention(ProjectedAttention):
     """Block-sparse attention: sliding, global (first and last block) and random key blocks.
 
     Options:
@@ -55,6 +55,7 @@ class BigBirdAttention(Attention):
     exact = False
     complexity = "n*b"
     length_dependent = True  # the last block is global and random blocks depend on n
+    test_options = {"block_size": 8, "random_blocks": 2}
 
     def __init__(
         self,

@@ -51,6 +51,11 @@ class CompressiveAttention(SegmentRecurrentAttention):
     exact = False
     complexity = "n*(s+m+cm)"
     aux_only_params = ("compress",)  # trained by aux_loss() only, never by the task loss
+    test_options = {"segment_len": 8, "mem_len": 8, "cmem_len": 8, "compression_rate": 2}
+    param_exception = (
+        "f_c (a dim x dim convolution per layer, trained by the reconstruction loss only) and "
+        "XL's relative-position parameters: +22.6 % at the Text recipe, by design"
+    )
 
     def __init__(
         self,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.base import Attention, register
+from models.base import ProjectedAttention, register
 from models.kernels import linear_attention
 
 
@@ -47,7 +47,7 @@ def cos_features(x: Tensor, theta: Tensor) -> Tensor:
 
 
 @register("cosformer")
-class CosformerAttention(Attention):
+class CosformerAttention(ProjectedAttention):
     """ReLU kernel attention re-weighted by ``cos(pi/2 (i - j) / M)``, linear in N.
 
     Options: none beyond the base ``(dim, heads, dropout, qkv_dim)``.

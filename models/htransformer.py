@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import check_int, pad_to_multiple
 
 Partial = tuple[Tensor, Tensor, Tensor]  # row max [.., P, 1], sum exp(s) v [.., P, Dh], sum exp(s)
@@ -84,7 +84,7 @@ def prolong(part: Partial, factor: int) -> Partial:
 
 
 @register("htransformer")
-class HTransformerAttention(Attention):
+class HTransformerAttention(ProjectedAttention):
     """Hierarchical (H-matrix) attention: fine diagonal blocks, coarsened far blocks, O(n).
 
     Options:
@@ -94,6 +94,7 @@ class HTransformerAttention(Attention):
 
     exact = False
     complexity = "n"
+    test_options = {"block_size": 8}
 
     def __init__(
         self,
@@ -139,7 +140,7 @@ class HTransformerAttention(Attention):
         blocks = (t.view(t.shape[0], t.shape[1], nb, b, -1) for t in (q, k, v))
         part = block_partial(*blocks, weight, p)
         _, num, den = part if merged is None else merge(merged, part)
-        out = num / den.clamp_min(torch.finfo(wide).tiny)
+        out = num / den.masked_fill(den == 0, 1.0)  # den >= 1 unless a row has no key
         return out[:, :, :n].to(dtype)
 
     def extra_repr(self) -> str:

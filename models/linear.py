@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.base import Attention, register
+from models.base import ProjectedAttention, register
 from models.kernels import linear_attention
 
 
@@ -27,7 +27,7 @@ def elu_feature_map(x: Tensor) -> Tensor:
 
 
 @register("linear")
-class LinearAttention(Attention):
+class LinearAttention(ProjectedAttention):
     """Kernelised attention ``phi(Q) (phi(K)^T V)`` with ``phi = elu + 1``, normalised per query.
 
     Options: none beyond the base ``(dim, heads, dropout, qkv_dim)``.

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.kernels import check_int, check_length
 
 
 @register("linformer")
-class LinformerAttention(Attention):
+class LinformerAttention(ProjectedAttention):
     """Low-rank attention over ``k`` projected keys/values.
 
     Options:
@@ -36,6 +36,7 @@ class LinformerAttention(Attention):
     exact = False
     needs_max_len = True
     complexity = "n*k"
+    test_options = {"k": 8}
 
     def __init__(
         self,

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import check_int, from_blocks, mask_blocks, masked_softmax, to_blocks
 
 
 @register("local")
-class LocalAttention(Attention):
+class LocalAttention(ProjectedAttention):
     """Softmax attention within consecutive, non-overlapping blocks.
 
     Options:
@@ -31,6 +31,7 @@ class LocalAttention(Attention):
 
     exact = False
     complexity = "n*b"
+    test_options = {"block_size": 16}
 
     def __init__(
         self,

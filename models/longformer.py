@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import (
     check_int,
     from_blocks,
@@ -36,7 +36,7 @@ from models.blocks import (
 
 
 @register("longformer")
-class LongformerAttention(Attention):
+class LongformerAttention(ProjectedAttention):
     """Sliding-window attention with global tokens at the start of the sequence.
 
     Options:
@@ -48,6 +48,7 @@ class LongformerAttention(Attention):
 
     exact = False
     complexity = "n*w"
+    test_options = {"window": 12, "global_tokens": 1}
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import (
     check_int,
     from_blocks,
@@ -49,7 +49,7 @@ def dynamic_projection(k: Tensor, w_p: Tensor, mask: Tensor) -> Tensor:
 
 
 @register("longshort")
-class LongShortAttention(Attention):
+class LongShortAttention(ProjectedAttention):
     """Segment-wise sliding window + dynamic low-rank projection, one softmax, DualLN.
 
     Options:
@@ -60,6 +60,7 @@ class LongShortAttention(Attention):
 
     exact = False
     complexity = "n*(w+r)"
+    test_options = {"window": 16, "rank": 4}
 
     def __init__(
         self,

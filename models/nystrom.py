@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models.base import Attention, register
+from models.base import ProjectedAttention, register
 from models.kernels import check_int, masked_softmax
 
 
@@ -73,7 +73,7 @@ def newton_pinv(a: Tensor, iters: int) -> Tensor:
 
 
 @register("nystrom")
-class NystromAttention(Attention):
+class NystromAttention(ProjectedAttention):
     """Nyström approximation of softmax attention with ``landmarks`` segment-mean landmarks.
 
     Options:
@@ -85,6 +85,7 @@ class NystromAttention(Attention):
 
     exact = False
     complexity = "n*m"
+    test_options = {"landmarks": 8, "conv_kernel": 5}
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.base import Attention, register
+from models.base import ProjectedAttention, register
 from models.kernels import check_int, linear_attention
 
 
@@ -74,7 +74,7 @@ def favor_features(x: Tensor, w: Tensor, real: Tensor | None = None) -> Tensor:
 
 
 @register("performer")
-class PerformerAttention(Attention):
+class PerformerAttention(ProjectedAttention):
     """FAVOR+ attention (softmax kernel, positive orthogonal random features).
 
     Options:
@@ -87,6 +87,7 @@ class PerformerAttention(Attention):
 
     exact = False
     complexity = "n"
+    test_options = {"nb_features": 16}
 
     def __init__(
         self,

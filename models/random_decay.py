@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import (
     from_blocks,
     gather_blocks,
@@ -64,7 +64,7 @@ def hash_uniform(keys: Tensor) -> Tensor:
 
 
 @register("random_decay")
-class RandomDecayAttention(Attention):
+class RandomDecayAttention(ProjectedAttention):
     """Softmax over a local window plus distance-decaying random keys, gathered.
 
     Options:
@@ -75,6 +75,7 @@ class RandomDecayAttention(Attention):
 
     exact = False
     complexity = "n*(w+r)"
+    test_options = {"window": 4, "random_keys": 4}
 
     def __init__(
         self,

@@ -36,9 +36,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.kernels import check_int
 
 SELF_LOGIT = -5e4  # replaces a token's logit for itself (finite in fp16 too)
@@ -54,7 +54,7 @@ def look_back(x: Tensor) -> Tensor:
 
 
 @register("reformer")
-class ReformerAttention(Attention):
+class ReformerAttention(ProjectedAttention):
     """LSH attention with shared QK (Kitaev et al. 2020).
 
     Options:
@@ -64,6 +64,8 @@ class ReformerAttention(Attention):
 
     exact = False
     complexity = "n*b+n^2/b"
+    projections = "qv"  # shared QK: one projection for queries/keys, one for values
+    test_options = {"bucket_size": 16, "n_hashes": 2}
 
     def __init__(
         self,
@@ -77,8 +79,6 @@ class ReformerAttention(Attention):
         super().__init__(dim, heads, dropout, qkv_dim)
         self.bucket_size = check_int("bucket_size", bucket_size, 1)
         self.n_hashes = check_int("n_hashes", n_hashes, 1)
-        del self.to_qkv  # shared QK: one projection for queries/keys, one for values
-        self.to_qv = nn.Linear(dim, 2 * self.qkv_dim)
         self.seed = int(torch.randint(0, 2**31 - 1, ()).item())  # eval rotations
         self._eval_rotations: dict[tuple, Tensor] = {}
 
@@ -124,7 +124,7 @@ class ReformerAttention(Attention):
     # ------------------------------------------------------------------ attention
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x [B, N, D], mask [B, N] bool -> [B, N, D]."""
-        q, v = (self.split_heads(t) for t in self.to_qv(x).chunk(2, dim=-1))
+        q, v = self.project(x)
         return self.to_out(self.merge_heads(self.attend_shared(q, v, mask)))
 
     def attend_shared(self, q: Tensor, v: Tensor, mask: Tensor) -> Tensor:

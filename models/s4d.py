@@ -71,6 +71,7 @@ class S4DMixing(Attention):
 
     exact = False
     complexity = "n log n"
+    test_options = {"d_state": 8}
 
     def __init__(
         self,
@@ -87,7 +88,6 @@ class S4DMixing(Attention):
             raise ValueError(f"option d_state must be even (conjugate pairs), got {d_state!r}")
         self.d_state, self.init = d_state, check_choice("init", init, ("lin", "inv"))
         modes = d_state // 2
-        del self.to_qkv, self.to_out
         a = s4d_init_a(dim, modes, init)
         self.log_neg_a_re = nn.Parameter((-a.real).log().float())  # keeps Re(A) < 0
         self.a_im = nn.Parameter(a.imag.float())

@@ -26,13 +26,12 @@ is a language-model choice). Cost ``O(N * (L + m))``; nothing ``N x N`` is built
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.base import Attention, dropout_p
+from models.base import ProjectedAttention, dropout_p
 from models.blocks import check_int, pad_to_multiple
 
 
@@ -67,7 +66,7 @@ def windows(t: Tensor, mask: Tensor, starts: Tensor, width: int) -> tuple[Tensor
     return t[:, idx], mask[:, idx] & inside
 
 
-class SegmentRecurrentAttention(Attention):
+class SegmentRecurrentAttention(ProjectedAttention):
     """Attention of each segment over ``[context; segment]`` with XL's relative positions.
 
     Subclasses define the extra context per segment (:meth:`context`: memory, compressed
@@ -79,7 +78,7 @@ class SegmentRecurrentAttention(Attention):
         mem_len: cached positions ``m`` before each segment (int >= 0; 0 = no memory).
     """
 
-    segment_recurrent: ClassVar[bool] = True
+    segment_recurrent = True
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.kernels import check_int, check_length, check_positive_float, masked_softmax
 
 
@@ -55,7 +55,7 @@ def sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
 
 
 @register("sinkhorn")
-class SinkhornAttention(Attention):
+class SinkhornAttention(ProjectedAttention):
     """Block-sorted sparse attention (own block + Sinkhorn-sorted block).
 
     Options:
@@ -68,6 +68,7 @@ class SinkhornAttention(Attention):
     exact = False
     needs_max_len = True
     complexity = "n*b+n^2/b"
+    test_options = {"block_size": 8, "sinkhorn_iters": 3}
 
     def __init__(
         self,

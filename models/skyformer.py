@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.base import Attention, register
+from models.base import ProjectedAttention, register
 from models.kernels import check_int
 from models.nystrom import newton_pinv, segment_means
 
@@ -40,7 +40,7 @@ def gaussian_kernel(a: Tensor, b: Tensor) -> Tensor:
 
 
 @register("skyformer")
-class SkyformerAttention(Attention):
+class SkyformerAttention(ProjectedAttention):
     """Nyström-approximated Gaussian-kernel attention ``kappa(Q, K) V``.
 
     Options:
@@ -51,6 +51,7 @@ class SkyformerAttention(Attention):
 
     exact = False
     complexity = "n*m"
+    test_options = {"landmarks": 8}
 
     def __init__(
         self,

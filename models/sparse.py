@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import (
     check_int,
     from_blocks,
@@ -42,7 +42,7 @@ PATTERNS = ("fixed", "strided")
 
 
 @register("sparse")
-class SparseAttention(Attention):
+class SparseAttention(ProjectedAttention):
     """Sparse Transformer attention with the fixed or the strided pattern.
 
     Options:
@@ -54,6 +54,7 @@ class SparseAttention(Attention):
 
     exact = False
     complexity = "n*b+n^2/b"
+    test_options = {"block_size": 16, "c": 1}
 
     def __init__(
         self,

@@ -27,14 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.kernels import check_choice, check_int, check_length, masked_softmax
 
 MODES = ("dense", "random")
 
 
 @register("synthesizer")
-class SynthesizerAttention(Attention):
+class SynthesizerAttention(ProjectedAttention):
     """Dense or random synthesized attention over values.
 
     Options:
@@ -47,6 +47,8 @@ class SynthesizerAttention(Attention):
     exact = False
     needs_max_len = True
     complexity = "n^2"
+    projections = "v"  # no queries or keys: values only
+    test_options = {"rank": 4}
 
     def __init__(
         self,
@@ -62,8 +64,6 @@ class SynthesizerAttention(Attention):
         self.max_len = check_int("max_len", max_len, 1)
         self.mode = check_choice("mode", mode, MODES)
         self.rank = None if rank is None else check_int("rank", rank, 1)
-        del self.to_qkv  # no queries or keys: values only
-        self.to_v = nn.Linear(dim, self.qkv_dim)
         if mode == "dense":
             width = self.rank or self.head_dim
             self.hidden = nn.Linear(dim, heads * width)  # W1
@@ -96,7 +96,7 @@ class SynthesizerAttention(Attention):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x [B, N, D], mask [B, N] bool -> [B, N, D]."""
-        v = self.split_heads(self.to_v(x))  # [B, H, N, Dh]
+        (v,) = self.project(x)  # [B, H, N, Dh]
         logits = self.synthesized_logits(x).to(v.dtype)
         probs = masked_softmax(logits, mask[:, None, None, :], dropout_p(self))
         return self.to_out(self.merge_heads(probs @ v))

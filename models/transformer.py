@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 
 
 def key_padding_mask(mask: Tensor) -> Tensor:
@@ -27,7 +27,7 @@ def key_padding_mask(mask: Tensor) -> Tensor:
 
 
 @register("transformer")
-class SoftmaxAttention(Attention):
+class SoftmaxAttention(ProjectedAttention):
     """Exact softmax attention via torch's fused SDPA kernels.
 
     Options: none beyond the base ``(dim, heads, dropout, qkv_dim)``; ``dropout`` is applied

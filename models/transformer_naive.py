@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.base import Attention, dropout_p, register
+from models.base import ProjectedAttention, dropout_p, register
 from models.transformer import key_padding_mask
 
 
 @register("transformer_naive")
-class NaiveSoftmaxAttention(Attention):
+class NaiveSoftmaxAttention(ProjectedAttention):
     """Exact softmax attention with explicit scores, masking and dropout on probabilities.
 
     Options: none beyond the base ``(dim, heads, dropout, qkv_dim)``.

@@ -33,3 +33,4 @@ class XLAttention(SegmentRecurrentAttention):
 
     exact = False
     complexity = "n*(s+m)"
+    test_options = {"segment_len": 16, "mem_len": 16}

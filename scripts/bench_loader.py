@@ -8,7 +8,7 @@ IMDb-like byte lengths: log-normal, median ~980, cut at ``seq_len``) into a temp
 times, with batches of 32 drawn at random:
 
 * ``ArraySplit.get_batch`` (memory-mapped read + mask), without and with ``trim``;
-* ``lra.data.train_loader`` (what ``lra-train`` iterates) with ``num_workers`` 0 and 2,
+* ``lra.run.batches.train_loader`` (what ``lra-train`` iterates) with ``num_workers`` 0 and 2,
   worker start-up included.
 
 The file is read once first (warm page cache, as in training after the first epoch); each
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lra.data import EpochOrder, train_loader
 from lra.provenance import git_sha
+from lra.run.batches import EpochOrder, train_loader
 from tasks import bytes_tokens as bt
 from tasks import cache
 from tasks.spec import TaskSpec
@@ -134,7 +134,9 @@ def main() -> None:
             n,
         )
         for workers in (0, 2):
-            label = f"lra.data.train_loader num_workers={workers} (start-up included), {size}"
+            label = (
+                f"lra.run.batches.train_loader num_workers={workers} (start-up included), {size}"
+            )
             add(label, median_of(3, time_loader, split, n, workers), n)
     if args.model:
         seconds = time_model(args.seq_len)

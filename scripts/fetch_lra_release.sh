@@ -111,7 +111,7 @@ check() {
     die "${#missing[@]} expected item(s) missing under $root: ${missing[*]}"
   fi
   echo "release complete: $root"
-  echo "use it with: lra-data task=retrieval release_dir=$DEST  (and task=listops source=release)"
+  echo "use it with: lra-data task=retrieval task.release_dir=$DEST  (and task=listops task.source=release)"
 }
 
 case "$MODE" in

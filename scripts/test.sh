@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# Set up (as scripts/setup.sh) and run the test suite; extra arguments go to pytest
-# (e.g. `scripts/test.sh -m slow` for the slow tests).
+# Set up (as scripts/setup.sh), lint, and run the tests.
+#
+#   scripts/test.sh            the default tier: everything not marked slow (a few minutes)
+#   scripts/test.sh --all      both tiers: the default tier, then the tests marked slow
+#                              (DDP, sweeps, real signals, learning, generator statistics);
+#                              CI (CI=true) always runs both
+#   scripts/test.sh -k report  other arguments go to pytest (default tier)
+#
+# Each tier prints its slowest tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+all=false
+if [ "${1:-}" = "--all" ]; then
+  all=true
+  shift
+fi
+[ "${CI:-}" = "true" ] && all=true
 bash scripts/setup.sh
 [ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] || . .venv/bin/activate
 ruff check .
 ruff format --check .
-python -m pytest "$@"
+echo "== default tier (not slow)"
+python -m pytest --durations=15 "$@"
+if $all; then
+  echo "== slow tier"
+  python -m pytest -m slow --durations=15 "$@"
+fi

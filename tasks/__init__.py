@@ -1,6 +1,9 @@
-"""LRA tasks: one module per task; ``build_task`` is the entry for notebooks and tests.
+"""LRA tasks: one module per task, each a :class:`Task` registered in ``TASKS`` by its name.
 
->>> task = build_task("listops", data_dir="data", num_train=1000)
+``tasks`` is a library of its own: it reads a composed task config and never imports the
+harness (``lra``). ``lra.config.build_task`` composes ``conf/task/<name>.yaml`` for you:
+
+>>> task = task_from_config(cfg.task, data_dir="data")   # cfg: a composed lra-train config
 >>> task.prepare(); batch = task.split("train").get_batch([0, 1])
 """
 
@@ -9,11 +12,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
-from lra.config import default_data_dir, load_group
 from tasks.base import TASKS, MissingDataError, Task
 from tasks.spec import TaskSpec
 
@@ -21,28 +22,16 @@ from tasks.spec import TaskSpec
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f"{__name__}.{_module}")
 
-__all__ = ["TASKS", "MissingDataError", "Task", "TaskSpec", "build_task", "task_from_config"]
+__all__ = ["TASKS", "MissingDataError", "Task", "TaskSpec", "task_class", "task_from_config"]
 
 
-def _task_class(name: str) -> type[Task]:
+def task_class(name: str) -> type[Task]:
+    """The ``Task`` subclass registered as ``name``; ``KeyError`` lists the valid names."""
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]
 
 
-def build_task(name: str, data_dir: str | Path | None = None, **overrides: Any) -> Task:
-    """Compose ``conf/task/<name>.yaml`` with ``overrides`` and build the task.
-
-    Args:
-        name: task name (a key of ``TASKS``).
-        data_dir: root of raw, generated and cached data (default ``$LRA_DATA_DIR`` or ``data``).
-        **overrides: keys of the task's YAML, e.g. ``source="release"``, ``num_train=1000``.
-    """
-    cls = _task_class(name)
-    cfg = load_group("task", name, overrides)
-    return cls(cfg, data_dir if data_dir is not None else default_data_dir())
-
-
 def task_from_config(task_cfg: DictConfig, data_dir: str | Path) -> Task:
-    """Build the task of an already composed run config (``cfg.task``)."""
-    return _task_class(task_cfg.name)(task_cfg, data_dir)
+    """Build the task of a composed task config (``cfg.task`` of a run)."""
+    return task_class(task_cfg.name)(task_cfg, data_dir)

@@ -47,7 +47,7 @@ class Task(abc.ABC):
     @property
     @abc.abstractmethod
     def spec(self) -> TaskSpec:
-        """The task's contract (vocab, length, classes, pair, pad id, pooling)."""
+        """The task's contract (vocab, length, classes, pair, pad id)."""
 
     @abc.abstractmethod
     def data_spec(self) -> dict[str, Any]:
@@ -61,10 +61,6 @@ class Task(abc.ABC):
         ``lengths`` [N] and ``labels`` [N] (pairs add ``input_ids_2``, ``lengths_2``) and
         ``summary`` holds facts worth keeping (counts, skipped files).
         """
-
-    def recipe_pooling(self, default: str) -> str:
-        """Pooling named by the task's recipe (``backbone.pooling``), else ``default``."""
-        return self.cfg.get("backbone", {}).get("pooling", default) or default
 
     @property
     def release_dir(self) -> Path:

@@ -60,7 +60,7 @@ def how_to_get(hf_path: str, task: str) -> str:
         f"Connect to the internet once (`lra-data task={task}` downloads {hf_path} into "
         f"<data_dir>/hf and later runs read it from there), or download a copy elsewhere "
         f"with `hf download {hf_path} --repo-type dataset --local-dir DIR` and pass "
-        f"`hf_path=DIR` (lra-data) / `task.hf_path=DIR` (lra-train)."
+        f"`task.hf_path=DIR` (lra-data and lra-train)."
     )
 
 

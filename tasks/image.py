@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from tasks import hf
 from tasks.base import Task
 from tasks.spec import TaskSpec
-from tasks.text import check_labels, check_split_keys, holdout_split, split_summary
+from tasks.splits import check_labels, check_split_keys, holdout_split, split_summary
 
 HUB_ID = "uoft-cs/cifar10"
 NUM_CLASSES = 10
@@ -99,7 +99,6 @@ class ImageTask(Task):
             num_classes=NUM_CLASSES,
             pair=False,
             pad_id=0,  # unused: no position is padding
-            pooling=self.recipe_pooling("cls"),
         )
 
     def data_spec(self) -> dict[str, Any]:

@@ -142,7 +142,6 @@ class ListOps(Task):
             num_classes=NUM_CLASSES,
             pair=False,
             pad_id=PAD_ID,
-            pooling=self.recipe_pooling("cls"),
         )
 
     @property
@@ -202,10 +201,10 @@ class ListOps(Task):
             if not path.is_file():
                 raise MissingDataError(
                     f"ListOps release file {path} not found. `lra-data task=listops "
-                    "source=release` needs the LRA release: download lra_release.gz from the "
+                    "task.source=release` needs the LRA release: download lra_release.gz from the "
                     "LRA repository (google-research/long-range-arena; see "
                     "scripts/fetch_lra_release.sh), extract it and pass "
-                    "release_dir=<folder holding listops-1000>; or use source=generate."
+                    "task.release_dir=<folder holding listops-1000>; or use task.source=generate."
                 )
 
     def build_splits(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:

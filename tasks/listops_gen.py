@@ -29,7 +29,6 @@ expands it to the release string of §1.5 with one table lookup per token.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import random
 from collections.abc import Iterable, Sequence
@@ -37,6 +36,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
+
+from tasks.seeding import stable_seed
 
 P_BRANCH = 0.25  # probability that a node (above max_depth) is an operator (source: VALUE_P)
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
@@ -254,8 +255,7 @@ def _sample_chunk(
 
 def chunk_seed(seed: int, index: int) -> int:
     """Stable 64-bit seed of chunk ``index`` (independent of process, platform and hash seed)."""
-    digest = hashlib.sha256(f"lra-listops/{seed}/{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+    return stable_seed("lra-listops", seed, index)
 
 
 def _check_args(min_length: int, max_length: int, max_depth: int, max_args: int) -> None:

@@ -150,7 +150,6 @@ class Pathfinder(Task):
             num_classes=NUM_CLASSES,
             pair=False,
             pad_id=0,  # never used: every sequence is full length
-            pooling=self.recipe_pooling("mean"),
         )
 
     def generator_fields(self) -> dict[str, Any]:
@@ -216,10 +215,11 @@ class Pathfinder(Task):
         res, task = self.resolution, self.name
         return MissingDataError(
             f"{what} (pathfinder{res}, difficulty {self.difficulty} = {self.folder_name}). "
-            f"Generate the images with `lra-data task={task} source=generate "
-            f"resolution={res} difficulty={self.difficulty} [num_images=N workers=N]`, or "
-            "download the LRA release with scripts/fetch_lra_release.sh and pass "
-            f"release_dir=<folder holding pathfinder{res}/> "
+            f"Generate the images with `lra-data task={task} task.source=generate "
+            f"task.resolution={res} task.difficulty={self.difficulty} "
+            "[task.num_images=N workers=N]`, or download the LRA release with "
+            "scripts/fetch_lra_release.sh and pass "
+            f"task.release_dir=<folder holding pathfinder{res}/> "
             f"(default {self.data_dir / 'lra_release'})."
         )
 

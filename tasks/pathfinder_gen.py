@@ -24,7 +24,6 @@ metadata file is written last and marks it done, so a killed run resumes where i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -42,6 +41,7 @@ from tqdm import tqdm
 
 from tasks import pathfinder_draw as draw
 from tasks.pathfinder_draw import Geometry, Params, flip, translate
+from tasks.seeding import stable_seed
 
 GENERATOR = "pathfinder-gen-v1"  # bump when the output of a seed changes
 BATCH_SIZE = 100  # images per batch (one imgs/<k> folder, one metadata file, one seed)
@@ -305,10 +305,9 @@ def make_image(rng: random.Random, p: Params) -> ImageResult:
 # --------------------------------------------------------------------------- batches and files
 def batch_seed(gen_seed: int, p: Params, distractor_rule: str, batch_id: int) -> int:
     """Stable 64-bit seed of one batch (independent of process, platform and hash seed)."""
-    key = (
-        f"lra-pathfinder/{gen_seed}/{p.resolution}/{p.contour_length}/{distractor_rule}/{batch_id}"
+    return stable_seed(
+        "lra-pathfinder", gen_seed, p.resolution, p.contour_length, distractor_rule, batch_id
     )
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
 
 
 def make_batch(p: Params, seed: int, count: int) -> list[ImageResult]:

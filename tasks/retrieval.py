@@ -33,7 +33,7 @@ from tasks import bytes_tokens as bt
 from tasks import cache
 from tasks.base import MissingDataError, Task
 from tasks.spec import TaskSpec
-from tasks.text import split_summary
+from tasks.splits import split_summary
 
 NUM_CLASSES = 2
 FORMAT = "retrieval-bytes-v1"  # reader + tokeniser version: part of every data spec
@@ -172,7 +172,6 @@ class Retrieval(Task):
             num_classes=NUM_CLASSES,
             pair=True,
             pad_id=bt.PAD_ID,
-            pooling=self.recipe_pooling("cls"),
         )
 
     def tsv_dir(self) -> Path:
@@ -209,8 +208,7 @@ class Retrieval(Task):
             f"AAN release file {missing[0]} not found ({where}). `lra-data task=retrieval` "
             "needs the LRA release: run `scripts/fetch_lra_release.sh` (downloads "
             "lra_release.gz, ~7.7 GB, resumably, and extracts it into data/lra_release), or "
-            "extract it yourself and pass release_dir=<folder holding tsv_data> "
-            "(lra-train: task.release_dir=...)."
+            "extract it yourself and pass task.release_dir=<folder holding tsv_data>."
         )
 
     @property

@@ -16,7 +16,9 @@ class TaskSpec:
         num_classes: number of target classes.
         pair: True when an example holds two sequences (``input_ids_2``/``mask_2``).
         pad_id: id used for padding positions (``mask`` is False there).
-        pooling: the task's default pooling, ``"cls"`` or ``"mean"``.
+
+    How the encoder pools is part of the task's recipe (``backbone.pooling`` in
+    ``conf/task/<task>.yaml``), not of the data contract.
     """
 
     name: str
@@ -25,8 +27,3 @@ class TaskSpec:
     num_classes: int
     pair: bool = False
     pad_id: int = 0
-    pooling: str = "cls"
-
-    def __post_init__(self) -> None:
-        if self.pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")

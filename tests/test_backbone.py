@@ -1,17 +1,36 @@
-"""The backbone and classifier: shapes, padding invariance, pooling, pair head, config errors."""
+"""The backbone and classifier: shapes, padding invariance, pooling, pair head, config errors,
+and the one function that wires an attention method from a recipe."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from models import REGISTRY, Classifier, build
+from lra.check.inputs import one_thread
+from models import REGISTRY, BackboneConfig, Classifier, attention_from_recipe, build
 from models.backbone import pool, sinusoidal_positions
+from models.linformer import LinformerAttention
 from tasks.spec import TaskSpec
 
-SPEC = TaskSpec(name="toy", vocab_size=20, max_len=48, num_classes=5, pad_id=0, pooling="cls")
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test (restored after): the tensors here are tiny."""
+    with one_thread():
+        yield
+
+
+SPEC = TaskSpec(name="toy", vocab_size=20, max_len=48, num_classes=5, pad_id=0)
 PAIR = TaskSpec(name="toy_pair", vocab_size=20, max_len=32, num_classes=3, pair=True)
-TINY = {"layers": 2, "heads": 2, "dim": 16, "mlp_dim": 32, "dropout": 0.1, "attn_dropout": 0.1}
+TINY = {
+    "layers": 2,
+    "heads": 2,
+    "dim": 16,
+    "mlp_dim": 32,
+    "dropout": 0.1,
+    "attn_dropout": 0.1,
+    "pooling": "cls",
+}
 MODEL = {"_target_": "models.transformer.SoftmaxAttention", "name": "transformer"}
 
 
@@ -61,11 +80,14 @@ def test_appending_padding_never_changes_logits(pooling, pos):
     torch.testing.assert_close(model(pad_with_garbage(b, 28)), model(b), atol=1e-9, rtol=1e-9)
 
 
-def test_pooling_defaults_to_the_task_and_config_overrides_it():
+def test_pooling_comes_from_the_recipe_alone():
     assert classifier().encoder.pooling == "cls"
-    mean_spec = TaskSpec(name="m", vocab_size=20, max_len=48, num_classes=2, pooling="mean")
-    assert classifier(spec=mean_spec).encoder.pooling == "mean"
-    assert classifier(spec=mean_spec, pooling="cls").encoder.pooling == "cls"
+    assert classifier(pooling="mean").encoder.pooling == "mean"
+    no_pooling = {k: v for k, v in TINY.items() if k != "pooling"}
+    with pytest.raises(ValueError, match="pooling"):
+        Classifier(SPEC, no_pooling, "transformer")
+    with pytest.raises(ValueError, match="pooling"):
+        BackboneConfig(layers=1, heads=2, dim=8, mlp_dim=16, pooling=None)
 
 
 def test_mean_pooling_ignores_padded_positions():
@@ -171,11 +193,40 @@ def test_qkv_dim_differs_from_model_dim():
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_method_trains_inside_the_classifier(name):
-    """Through build(): max_len for needs_max_len methods comes from the backbone."""
+    """Through build() with the method's test options: max_len for needs_max_len methods
+    comes from the backbone."""
     torch.manual_seed(0)
-    model = build(SPEC, TINY, {"name": name}).train()
+    model = build(SPEC, TINY, {"name": name, **REGISTRY[name].test_options}).train()
     b = batch([40, 48, 17], 48)
     loss = model(b).logsumexp(-1).mean() + model.aux_loss()
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in model.parameters())
+
+
+# ------------------------------------------------------------------ attention from a recipe
+def test_attention_from_recipe_passes_the_recipe():
+    recipe = {**TINY, "attn_dropout": 0.2, "qkv_dim": 8}
+    attn = attention_from_recipe("local", {"block_size": 4}, recipe, positions=99)
+    assert (attn.dim, attn.heads, attn.dropout, attn.qkv_dim) == (16, 2, 0.2, 8)
+    assert attn.block_size == 4
+    assert attention_from_recipe("transformer", {}, TINY, positions=99).qkv_dim == 16  # None
+
+
+def test_attention_from_recipe_gives_max_len_to_methods_that_need_it():
+    attn = attention_from_recipe(LinformerAttention, {"k": 4}, TINY, positions=37)  # a class
+    assert attn.max_len == 37 and attn.proj.shape == (4, 37)
+    assert not hasattr(attention_from_recipe("local", {}, TINY, positions=37), "max_len")
+
+
+@pytest.mark.parametrize("option", ["dim", "heads", "dropout", "qkv_dim", "max_len"])
+def test_attention_from_recipe_rejects_options_the_recipe_sets(option):
+    with pytest.raises(ValueError, match=option):
+        attention_from_recipe("linformer", {option: 8}, TINY, positions=37)
+
+
+@pytest.mark.parametrize(("pooling", "positions"), [("cls", 49), ("mean", 48)])
+def test_encoder_wires_positions_including_cls(pooling, positions):
+    model = classifier(attention="linformer", pooling=pooling)
+    assert model.encoder.embed.length == positions
+    assert all(block.attn.max_len == positions for block in model.encoder.blocks)

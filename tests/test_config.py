@@ -57,7 +57,7 @@ def test_load_group_unknown_name_lists_options():
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lra.train", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "lra.run.train", *args], capture_output=True, text=True, timeout=120
     )
 
 

@@ -6,10 +6,11 @@ import json
 
 from omegaconf import OmegaConf
 
-from lra import data_cli
 from lra.config import CONF_DIR
+from lra.run import prepare as data_cli
 
-TINY = ["num_train=60", "num_val=10", "num_test=10", "min_length=10", "max_length=100"]
+TINY = [f"task.{kv}" for kv in ("num_train=60", "num_val=10", "num_test=10", "min_length=10")]
+TINY += ["task.max_length=100"]
 
 
 def _spec(cache_line: str) -> dict:
@@ -18,8 +19,8 @@ def _spec(cache_line: str) -> dict:
 
 
 def test_generates_and_prepares(tmp_path, capsys):
-    argv = ["task=listops", f"data_dir={tmp_path}", *TINY, "max_depth=4", "workers=1"]
-    assert data_cli.main([*argv, "progress=false"]) == 0
+    argv = ["task=listops", f"data_dir={tmp_path}", *TINY, "task.max_depth=4", "workers=1"]
+    assert data_cli.main([*argv, "trainer.progress=false"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"listops: {tmp_path}/cache/listops-")
     assert out[1] == "sizes: train=60, val=10, test=10"
@@ -27,15 +28,15 @@ def test_generates_and_prepares(tmp_path, capsys):
     meta = _spec(out[0])
     assert meta["data_spec"]["max_depth"] == 4 and meta["data_spec"]["min_length"] == 10
     assert len(list((tmp_path / "generated").glob("listops-*/basic_*.tsv"))) == 3
-    # the same command again reuses the cache; task.KEY spelling works too
+    # the same command again reuses the cache (task=listops is the default)
     assert data_cli.main(["task.max_depth=4", f"data_dir={tmp_path}", *TINY]) == 0
     assert capsys.readouterr().out.splitlines()[0] == out[0]
 
 
 def test_experiment_overrides_then_command_line(tmp_path, capsys):
     smoke = OmegaConf.load(CONF_DIR / "experiment" / "smoke.yaml").task
-    argv = ["experiment=smoke", f"data_dir={tmp_path}", "num_train=50", "num_val=5"]
-    assert data_cli.main([*argv, "num_test=5", "progress=false"]) == 0
+    argv = ["experiment=smoke", f"data_dir={tmp_path}", "task.num_train=50", "task.num_val=5"]
+    assert data_cli.main([*argv, "task.num_test=5", "trainer.progress=false"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "sizes: train=50, val=5, test=5"
     data_spec = _spec(out[0])["data_spec"]
@@ -51,15 +52,35 @@ def test_unknown_task_exits_2(capsys):
 
 
 def test_unknown_key_exits_2(tmp_path, capsys):
-    assert data_cli.main([f"data_dir={tmp_path}", "num_trian=5"]) == 2
+    assert data_cli.main([f"data_dir={tmp_path}", "task.num_trian=5"]) == 2
     assert "num_trian" in capsys.readouterr().err
     assert data_cli.main(["experiment=nope"]) == 2
+    assert "experiment/nope" in capsys.readouterr().err
     assert data_cli.main(["num_train"]) == 2
+    assert data_cli.main(["task=listops", "workers=2", "trainer.progress=false", "nope=1"]) == 2
+
+
+def test_same_keys_as_lra_train(tmp_path, capsys):
+    """A task key without ``task.`` is refused with the spelling that lra-train also takes."""
+    assert data_cli.main(["task=text", "seq_len=1000"]) == 2
+    err = capsys.readouterr().err
+    assert "task.seq_len=1000" in err and "lra-train" in err
+    from lra.config import compose
+
+    prepared = compose("data", ["task=text", "task.seq_len=1000", "experiment=smoke"])
+    trained = compose("train", ["task=text", "task.seq_len=1000", "experiment=smoke"])
+    assert prepared.task == trained.task and prepared.data_dir == trained.data_dir
+
+
+def test_workers_refused_for_a_task_that_generates_nothing(tmp_path, capsys):
+    argv = ["task=image", f"data_dir={tmp_path}", "workers=2"]
+    assert data_cli.main(argv) == 2
+    assert "workers" in capsys.readouterr().err
 
 
 def test_missing_release_exits_1(tmp_path, capsys):
     code = data_cli.main(
-        ["source=release", f"data_dir={tmp_path}", f"release_dir={tmp_path / 'rel'}"]
+        ["task.source=release", f"data_dir={tmp_path}", f"task.release_dir={tmp_path / 'rel'}"]
     )
     err = capsys.readouterr().err
     assert code == 1

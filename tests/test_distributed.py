@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from lra import distributed
-from lra.data import EpochOrder
+from lra.run import distributed
+from lra.run.batches import EpochOrder
 
 
 def test_shards_partition_the_global_batch():
@@ -50,14 +50,14 @@ def test_torchrun_two_cpu_ranks_equal_single_process(tiny_overrides, tmp_path):
         env.pop(key, None)
     single = tmp_path / "single"
     subprocess.run(
-        [sys.executable, "-m", "lra.train", *overrides, f"hydra.run.dir={single}",
+        [sys.executable, "-m", "lra.run.train", *overrides, f"hydra.run.dir={single}",
          f"results_dir={tmp_path / 'r1'}"],
         env=env, check=True, timeout=300,
     )  # fmt: skip
     ddp = tmp_path / "ddp"
     subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "lra.train", *overrides, f"hydra.run.dir={ddp}", f"results_dir={tmp_path / 'r2'}"],
+         "-m", "lra.run.train", *overrides, f"hydra.run.dir={ddp}", f"results_dir={tmp_path / 'r2'}"],
         env=env, check=True, timeout=300,
     )  # fmt: skip
     assert len(list((tmp_path / "r2" / "runs").glob("*.json"))) == 1  # rank 0 alone writes

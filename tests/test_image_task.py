@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lra import train
-from lra.config import compose
-from tasks import MissingDataError, build_task
+from lra.config import build_task, compose
+from lra.run import train
+from tasks import MissingDataError
 from tasks.image import ImageTask, rgb_to_gray
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -114,8 +114,8 @@ def test_grayscale_is_tf_rgb_to_grayscale():
 def test_spec(prepared):
     spec = prepared[0].spec
     assert (spec.name, spec.vocab_size, spec.max_len, spec.num_classes) == ("image", 256, 1024, 10)
-    assert not spec.pair and spec.pooling == "cls"
     default = build_task("image")
+    assert not spec.pair and default.cfg.backbone.pooling == "cls"
     assert default.cfg.val_size == 5000 and default.data_spec()["source"] == "hub:uoft-cs/cifar10"
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tasks import MissingDataError, build_task
+from lra.config import build_task
+from tasks import MissingDataError
 from tasks import listops_gen as gen
 from tasks.listops import VOCAB, ListOps, read_tsv, tokenize
 
@@ -44,8 +45,9 @@ def test_fixed_id_map():
 def test_spec(tiny):
     spec = tiny.spec
     assert (spec.name, spec.vocab_size, spec.max_len, spec.num_classes) == ("listops", 17, 128, 10)
-    assert (spec.pair, spec.pad_id, spec.pooling) == (False, 0, "cls")
-    assert build_task("listops", backbone={"pooling": "mean"}).spec.pooling == "mean"
+    assert (spec.pair, spec.pad_id) == (False, 0)
+    assert not hasattr(spec, "pooling")  # pooling belongs to the recipe: backbone.pooling
+    assert tiny.cfg.backbone.pooling == "cls"
 
 
 def test_split_items_and_ids(tiny):

@@ -8,9 +8,9 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from lra import train
 from lra.config import compose
-from lra.loggers import Loggers
+from lra.run import train
+from lra.run.loggers import Loggers
 
 
 def test_metrics_jsonl_has_every_eval_and_train_steps(tiny_overrides, tmp_path):

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lra import data_cli
-from lra.config import compose
-from tasks import MissingDataError, build_task
+from lra.config import build_task, compose
+from lra.run import prepare as data_cli
+from tasks import MissingDataError
 from tasks.pathfinder import Pathfinder, read_metadata_file
 
 FOLDER = "curv_contour_length_14"
@@ -72,7 +72,8 @@ def test_release_tokens_labels_and_split(tmp_path):
     assert summary["skipped"] == {"empty": 1, "missing": 0, "unreadable": 1}
     assert summary["skipped_examples"]["empty"] == ["imgs/1/sample_1.png"]
     spec = task.spec
-    assert (spec.vocab_size, spec.max_len, spec.num_classes, spec.pooling) == (256, 1024, 2, "mean")
+    assert (spec.vocab_size, spec.max_len, spec.num_classes) == (256, 1024, 2)
+    assert task.cfg.backbone.pooling == "mean"
     by_pixels = {p.tobytes(): y for p, y in images.values()}
     seen = []
     for split in ("train", "val", "test"):
@@ -132,13 +133,15 @@ def test_missing_data_says_how_to_get_it(tmp_path):
         task.prepare()
     message = str(err.value)
     assert "not found" in message and FOLDER in message
-    assert "lra-data task=pathfinder source=generate" in message
+    assert "lra-data task=pathfinder task.source=generate" in message
     assert "scripts/fetch_lra_release.sh" in message
     (tmp_path / "pathfinder32" / FOLDER / "imgs").mkdir(parents=True)
     with pytest.raises(MissingDataError, match="metadata"):
         _release_task(tmp_path).prepare()
     pathx = build_task("pathx", data_dir=tmp_path)
-    with pytest.raises(MissingDataError, match="task=pathx source=generate resolution=128"):
+    with pytest.raises(
+        MissingDataError, match="task=pathx task.source=generate task.resolution=128"
+    ):
         pathx.prepare()
 
 
@@ -210,8 +213,10 @@ def test_recipes_are_the_lra_ones():
 
 
 def test_lra_data_cli(tmp_path, capsys):
-    argv = ["task=pathfinder", "source=generate", "num_images=10", "difficulty=easy"]
-    assert data_cli.main([*argv, f"data_dir={tmp_path}", "workers=1", "progress=false"]) == 0
+    argv = ["task=pathfinder", "task.source=generate", "task.num_images=10", "task.difficulty=easy"]
+    assert (
+        data_cli.main([*argv, f"data_dir={tmp_path}", "workers=1", "trainer.progress=false"]) == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"pathfinder: {tmp_path}/cache/pathfinder-")
     assert out[1] == "sizes: train=8, val=1, test=1"

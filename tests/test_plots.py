@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lra import plots
-from lra.plots import loglog_slope, write_plots
+from lra.report import plots
+from lra.report.plots import loglog_slope, write_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LENGTHS = (256, 512, 1024, 2048)

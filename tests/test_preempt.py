@@ -12,10 +12,10 @@ import time
 import pytest
 import torch
 
-from lra import train
 from lra.config import compose
-from lra.preempt import Preempted, PreemptGuard
-from lra.results import read_records
+from lra.records import read_records
+from lra.run import train
+from lra.run.preempt import Preempted, PreemptGuard
 
 TIMING_KEYS = {"created", "train_s", "steps_per_s", "tokens_per_s", "peak_mem_mb", "git_sha"}
 
@@ -84,7 +84,7 @@ def test_signal_mid_run_checkpoints_and_restart_gives_same_record(
 @pytest.mark.slow
 def test_sigterm_to_real_process_then_restart_gives_same_record(tiny_overrides, tmp_path):
     overrides = tiny_overrides + ["task.optim.steps=150", "task.optim.eval_every=50"]
-    cmd = [sys.executable, "-m", "lra.train", *overrides]
+    cmd = [sys.executable, "-m", "lra.run.train", *overrides]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run(cmd + [f"hydra.run.dir={tmp_path / 'clean'}"], env=env, check=True)
     run_dir = tmp_path / "stopped"

@@ -8,15 +8,24 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from lra.check.inputs import one_thread
 from models import REGISTRY, Attention, accepted_options, attention_options, build, build_attention
 from tasks.spec import TaskSpec
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test (restored after): the tensors here are tiny."""
+    with one_thread():
+        yield
+
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "model"
 NAMES = sorted(REGISTRY)
 YAMLS = sorted(p.stem for p in CONF.glob("*.yaml"))
 SPEC = TaskSpec(name="toy", vocab_size=12, max_len=16, num_classes=3)
-TINY = {"layers": 1, "heads": 2, "dim": 8, "mlp_dim": 16}
+TINY = {"layers": 1, "heads": 2, "dim": 8, "mlp_dim": 16, "pooling": "cls"}
 
 
 def resolve(target: str) -> object:
@@ -28,8 +37,6 @@ def test_registry_is_not_empty_and_holds_attention_classes():
     assert "transformer" in REGISTRY and "transformer_naive" in REGISTRY
     for name, cls in REGISTRY.items():
         assert issubclass(cls, Attention) and cls.name == name
-        assert isinstance(cls.exact, bool) and isinstance(cls.needs_max_len, bool)
-        assert isinstance(cls.supports_mask, bool) and isinstance(cls.complexity, str)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -81,3 +88,19 @@ def test_target_must_match_the_registered_class():
 def test_attention_options_drop_meta_keys():
     cfg = OmegaConf.create({"_target_": "a.B", "name": "b", "window": 3})
     assert attention_options(cfg) == {"window": 3}
+
+
+def test_a_class_builds_like_its_name_and_is_checked_alike():
+    cls = REGISTRY["local"]
+    assert type(build_attention(cls, 8, 2, block_size=4)) is cls
+    with pytest.raises(TypeError, match="window"):
+        build_attention(cls, 8, 2, window=4)
+    with pytest.raises(TypeError, match="not a models.Attention"):
+        build_attention(dict, 8, 2)
+
+
+def test_accepted_options_follow_kwargs_up_to_the_base_that_takes_them():
+    assert accepted_options(REGISTRY["fnet"]) == ["dropout", "qkv_dim"]  # no __init__ of its own
+    assert accepted_options(REGISTRY["xl"]) == ["dropout", "mem_len", "qkv_dim", "segment_len"]
+    compressive = accepted_options(REGISTRY["compressive"])
+    assert {"segment_len", "mem_len", "cmem_len", "compression_rate"} <= set(compressive)

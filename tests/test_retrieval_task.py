@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lra import data_cli, train
-from lra.config import compose
-from tasks import MissingDataError, build_task
+from lra.config import build_task, compose
+from lra.run import prepare as data_cli
+from lra.run import train
+from tasks import MissingDataError
 from tasks.retrieval import Retrieval, read_rows, tokenize_file, tsv_name
 
 SIZES = {"train": 40, "val": 12, "test": 12}
@@ -161,7 +162,9 @@ def test_missing_release_says_how_to_get_it(tmp_path, capsys):
     (tmp_path / "lra_release" / "tsv_data" / "new_aan_pairs.eval.tsv").unlink()
     with pytest.raises(MissingDataError, match=r"missing: new_aan_pairs\.eval\.tsv"):
         build_task("retrieval", data_dir=tmp_path).prepare()
-    code = data_cli.main(["task=retrieval", f"data_dir={tmp_path}", f"release_dir={tmp_path}/r"])
+    code = data_cli.main(
+        ["task=retrieval", f"data_dir={tmp_path}", f"task.release_dir={tmp_path}/r"]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "new_aan_pairs.train.tsv" in err and "release_dir=" in err and "Traceback" not in err

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lra.schedules import lr_at
+from lra.run.schedules import lr_at
 
 
 def test_rsqrt_matches_lra_listops_numbers():

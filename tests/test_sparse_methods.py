@@ -3,8 +3,9 @@
 The key test builds each method's boolean attention pattern densely HERE, from the paper's
 definition (small n, lengths that are and are not a multiple of the block), and compares the
 method's blockwise output with masked dense softmax over that pattern. Further: the covering
-cases equal full softmax attention, padding never reaches real queries, no N x N tensor is
-kept, BigBird's random blocks follow the rules and stay fixed, bad options name themselves.
+cases equal full softmax attention, padding never reaches real queries, BigBird's random
+blocks follow the rules and stay fixed, bad options name themselves. Memory (no N x N tensor)
+and the rest of the contract are registry-wide (``tests/test_conformance.py``).
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import math
 
 import pytest
 import torch
-from attention_refs import DH, H, make, qkv
 
-from models import build, build_attention
-from tasks.spec import TaskSpec
+from lra.check.inputs import HEADS as H
+from lra.check.inputs import make, one_thread, qkv
+from lra.check.inputs import softmax_reference as dense_reference
+from models import build_attention
 
 
-def dense_reference(q, k, v, mask, pattern):
-    """softmax over keys allowed by ``pattern`` ([n, n] or [H, n, n]) and the key mask."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    allowed = pattern & mask[:, None, None, :]
-    return scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ v
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test (restored after): the tensors here are tiny."""
+    with one_thread():
+        yield
 
 
 # ------------------------------------------------------------------ paper patterns, dense
@@ -190,33 +192,6 @@ def test_low_precision_inputs_stay_finite(case):
     torch.testing.assert_close(out[real], ref[real], atol=0.05, rtol=0.05)
 
 
-SCALING = {
-    "local": {"block_size": 16},
-    "sparse-fixed": {"block_size": 16, "c": 1},
-    "sparse-strided": {"block_size": 16, "pattern": "strided"},
-    "longformer": {"window": 32, "global_tokens": 1},
-    "bigbird": {"block_size": 16, "random_blocks": 3},
-}
-
-
-@pytest.mark.parametrize("case", sorted(SCALING))
-def test_no_n_by_n_tensor_is_kept_for_backward(case):
-    """Every tensor autograd keeps is far below N^2 elements per (batch, head) at N = 2048."""
-    n, largest = 2048, 0
-    attn = make(case.split("-")[0], **SCALING[case]).float().train()
-    q, k, v = (torch.randn(1, H, n, DH, requires_grad=True) for _ in range(3))
-
-    def pack(t):
-        nonlocal largest
-        largest = max(largest, t.numel())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = attn.attend(q, k, v, torch.ones(1, n, dtype=torch.bool))
-    out.sum().backward()
-    assert 0 < largest <= H * n * n // 8, f"{case}: a saved tensor has {largest} elements"
-
-
 # ------------------------------------------------------------------ BigBird's random blocks
 def test_bigbird_random_blocks_follow_the_rules():
     attn = make("bigbird", block_size=4, random_blocks=3)
@@ -270,19 +245,3 @@ BAD_OPTIONS = [
 def test_bad_option_values_name_the_option(name, options, match):
     with pytest.raises(ValueError, match=match):
         build_attention(name, 16, 2, **options)
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_classifier_trains_through_each_method(case):
-    """A 1-layer classifier with the method: finite logits and gradients on every parameter."""
-    name, options, _ = CASES[case]
-    spec = TaskSpec(name="toy", vocab_size=12, max_len=40, num_classes=3)
-    backbone = {"layers": 1, "heads": 2, "dim": 16, "mlp_dim": 32}
-    torch.manual_seed(0)
-    model = build(spec, backbone, {"name": name, **options})
-    ids = torch.randint(1, 12, (2, 37))
-    mask = torch.ones(2, 37, dtype=torch.bool)
-    mask[1, 30:] = False
-    model(dict(input_ids=ids, mask=mask)).logsumexp(-1).sum().backward()
-    for pname, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), pname

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lra.config import CONF_DIR, group_options
-from lra.results import read_records
+from lra.records import read_records
 
 PAPER_METHODS = {
     "transformer", "local", "sparse", "longformer", "linformer", "reformer",
@@ -82,7 +82,14 @@ def test_slurm_gpu_preset_composes_and_is_overridable():
 
 
 def _multirun(args: list[str], tmp_path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "lra.train", "-m", *args, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lra.run.train",
+        "-m",
+        *args,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
@@ -117,7 +124,7 @@ def test_failing_job_is_recorded_and_does_not_stop_the_sweep(tiny_overrides, tmp
 
 @pytest.mark.slow
 def test_single_failing_run_exits_non_zero(tiny_overrides, tmp_path):
-    cmd = [sys.executable, "-m", "lra.train", *tiny_overrides, "task.optim.schedule=bogus",
+    cmd = [sys.executable, "-m", "lra.run.train", *tiny_overrides, "task.optim.schedule=bogus",
            f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

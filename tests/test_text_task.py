@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lra import data_cli
-from tasks import MissingDataError, build_task
+from lra.config import build_task
+from lra.run import prepare as data_cli
+from tasks import MissingDataError
 from tasks import bytes_tokens as bt
 from tasks.text import Text, holdout_split
 
@@ -116,8 +117,9 @@ def test_spec_and_recipe_keys(prepared):
     task, _ = prepared
     spec = task.spec
     assert (spec.name, spec.vocab_size, spec.max_len, spec.num_classes) == ("text", 257, 32, 2)
-    assert (spec.pair, spec.pad_id, spec.pooling) == (False, 0, "cls")
+    assert (spec.pair, spec.pad_id) == (False, 0)
     default = build_task("text")
+    assert default.cfg.backbone.pooling == "cls"
     assert default.spec.max_len == 4096 and default.cfg.val_policy == "test"
     assert default.data_spec()["source"] == "hub:stanfordnlp/imdb"
 
@@ -236,16 +238,16 @@ def test_wrong_columns_are_named(tmp_path):
 
 def test_lra_data_cli(imdb, tmp_path, capsys):
     folder, _ = imdb
-    argv = ["task=text", f"data_dir={tmp_path}", f"hf_path={folder}", "seq_len=16"]
-    assert data_cli.main([*argv, "progress=false"]) == 0
+    argv = ["task=text", f"data_dir={tmp_path}", f"task.hf_path={folder}", "task.seq_len=16"]
+    assert data_cli.main([*argv, "trainer.progress=false"]) == 0
     captured = capsys.readouterr()
     assert "text train" not in captured.err  # progress=false reaches the task's bars
     out = captured.out.splitlines()
     assert out[0].startswith(f"text: {tmp_path}/cache/text-")
     assert out[1] == "sizes: train=40, val=24, test=24"
     assert data_cli.main(argv) == 0 and capsys.readouterr().out.splitlines()[0] == out[0]
-    assert data_cli.main(["task=text", f"data_dir={tmp_path}", f"hf_path={tmp_path}/x"]) == 1
+    assert data_cli.main(["task=text", f"data_dir={tmp_path}", f"task.hf_path={tmp_path}/x"]) == 1
     err = capsys.readouterr().err
     assert "hf_path=" in err and "hf download" in err and "Traceback" not in err
-    assert data_cli.main(["task=text", "val_policy=dev"]) == 2
+    assert data_cli.main(["task=text", "task.val_policy=dev"]) == 2
     assert "val_policy" in capsys.readouterr().err

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from lra import train
 from lra.config import compose
-from lra.results import RECORD_KEYS, read_records
+from lra.records import RECORD_KEYS, read_records
+from lra.run import identity, train
 
 # Fields that legitimately differ between two runs of the same config.
 TIMING_KEYS = {"created", "train_s", "steps_per_s", "tokens_per_s", "peak_mem_mb", "git_sha"}
@@ -48,9 +48,9 @@ def test_run_id_depends_on_config_not_on_paths(tiny_overrides):
     base = compose("train", tiny_overrides)
     moved = compose("train", tiny_overrides + ["results_dir=elsewhere", "data_dir=x"])
     other_lr = compose("train", tiny_overrides + ["task.optim.lr=0.01"])
-    assert train.make_run_id(base) == train.make_run_id(moved)
-    assert train.make_run_id(base) != train.make_run_id(other_lr)
-    assert train.make_run_id(base).startswith("listops-transformer-s0-")
+    assert identity.make_run_id(base) == identity.make_run_id(moved)
+    assert identity.make_run_id(base) != identity.make_run_id(other_lr)
+    assert identity.make_run_id(base).startswith("listops-transformer-s0-")
 
 
 def test_same_seed_same_record_on_cpu(tiny_overrides, tmp_path):
@@ -125,6 +125,7 @@ def test_grad_accumulation_matches_full_batch(tiny_overrides, tmp_path):
     np.testing.assert_allclose(full_loss, accum_loss, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_smoke_run_learns_beyond_majority_class(data_dir, tmp_path):
     cfg = compose(
         "train",
@@ -143,6 +144,7 @@ def test_smoke_run_learns_beyond_majority_class(data_dir, tmp_path):
     assert record["test_acc"] > majority + 0.05, (record["test_acc"], majority)
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_same_record(tiny_overrides, tmp_path):
     """SIGKILL a real ``lra-train`` process mid-run, start it again, compare with a clean run."""
     overrides = tiny_overrides + [
@@ -151,7 +153,7 @@ def test_killed_process_resumes_to_same_record(tiny_overrides, tmp_path):
         "task.optim.eval_every=100",
         "task.backbone.dim=64",
     ]
-    cmd = [sys.executable, "-m", "lra.train", *overrides]
+    cmd = [sys.executable, "-m", "lra.run.train", *overrides]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     clean = subprocess.run(cmd + [f"hydra.run.dir={tmp_path / 'clean'}"], env=env, check=True)
     assert clean.returncode == 0
@@ -186,7 +188,7 @@ def test_cli_missing_release_data_says_how_to_get_it(tmp_path):
         [
             sys.executable,
             "-m",
-            "lra.train",
+            "lra.run.train",
             "task.source=release",
             f"data_dir={tmp_path}",
             f"results_dir={tmp_path}",

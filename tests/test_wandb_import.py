@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from lra.results import RECORD_KEYS, write_record
-from lra.wandb_import import WandbImportError, records_from_wandb
+from lra.records import RECORD_KEYS, write_record
+from lra.report.wandb_import import WandbImportError, records_from_wandb
 
 
 class FakeSummary:

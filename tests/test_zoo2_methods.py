@@ -5,27 +5,30 @@ attention (up to the pseudo-inverse iteration); ``cosformer`` equals its cos-re-
 kernel attention; ``fnet`` equals ``Re(fft2)`` of each unpadded sequence; ``s4d``'s FFT
 convolution equals the naive recurrence over time in both directions; ``random_decay`` equals
 dense masked softmax over its own pattern and full softmax when the window covers the
-sequence. Also: pattern rules, no n x n tensor kept for backward, bad options named, finite
-outputs for an all-padding item, and the LRA parameter budget at the Text recipe.
+sequence. Also: pattern rules and bad options named. Memory, all-padding items and the
+parameter rule are registry-wide (``tests/test_conformance.py``).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from attention_refs import DH, H, make, qkv, real_rows, softmax_ref
-from omegaconf import OmegaConf
 
-from models import REGISTRY, build, build_attention
+from lra.check.inputs import HEAD_DIM as DH
+from lra.check.inputs import HEADS as H
+from lra.check.inputs import make, one_thread, qkv, real_rows
+from lra.check.inputs import softmax_reference as softmax_ref
 from models.nystrom import newton_pinv, segment_means
-from tasks.spec import TaskSpec
 
-ROOT = Path(__file__).resolve().parents[1]
-MINE = ("nystrom", "cosformer", "skyformer", "fnet", "s4d", "random_decay")
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test (restored after): the tensors here are tiny."""
+    with one_thread():
+        yield
 
 
 # ------------------------------------------------------------------ nystrom
@@ -220,51 +223,7 @@ def test_random_decay_keys_decay_with_distance_and_pattern_is_fixed_per_layer():
     assert torch.equal(other.pattern(mask)[0], idx)
 
 
-# ------------------------------------------------------------------ all six
-@pytest.mark.parametrize("name", MINE)
-def test_sequence_without_real_tokens_stays_finite(name):
-    attn = make(name).float()
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 20, H * DH, generator=g, requires_grad=True)
-    mask = torch.ones(2, 20, dtype=torch.bool)
-    mask[0] = False
-    mask[1, 15:] = False
-    y = attn(x, mask)
-    assert torch.isfinite(y).all()
-    y.sum().backward()
-    assert torch.isfinite(x.grad).all()
-    assert all(torch.isfinite(p.grad).all() for p in attn.parameters())
-    torch.testing.assert_close(y[1], attn(x[1:], mask[1:])[0])  # the neighbour is unaffected
-
-
-@pytest.mark.parametrize(
-    ("name", "options"),
-    [
-        ("nystrom", {"landmarks": 16}),
-        ("cosformer", {}),
-        ("skyformer", {"landmarks": 16}),
-        ("fnet", {}),
-        ("s4d", {"d_state": 8}),
-        ("random_decay", {"window": 2, "random_keys": 4}),
-    ],
-)
-def test_no_n_by_n_tensor_is_kept_for_backward(name, options):
-    n, largest = 2048, 0
-    torch.manual_seed(0)
-    attn = build_attention(name, 16, 1, **options).train()
-    x = torch.randn(1, n, 16, requires_grad=True)
-
-    def pack(t):
-        nonlocal largest
-        largest = max(largest, t.numel())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = attn(x, torch.ones(1, n, dtype=torch.bool))
-    out.sum().backward()
-    assert 0 < largest <= n * n // 8, f"{name}: a saved tensor has {largest} elements"
-
-
+# ------------------------------------------------------------------ options
 @pytest.mark.parametrize(
     ("name", "option", "value"),
     [
@@ -282,19 +241,3 @@ def test_no_n_by_n_tensor_is_kept_for_backward(name, options):
 def test_bad_option_values_name_the_option(name, option, value):
     with pytest.raises(ValueError, match=option):
         make(name, **{option: value})
-
-
-def test_parameter_counts_at_the_text_recipe():
-    """LRA's 10 % rule at the Text recipe with each YAML's options; FNet has no attention
-    parameters at all (by design), so it is exactly the Transformer minus q/k/v/out."""
-    spec = TaskSpec(name="text", vocab_size=257, max_len=4000, num_classes=2)
-    backbone = {"layers": 4, "heads": 4, "dim": 256, "mlp_dim": 1024}
-    conf = lambda n: OmegaConf.load(ROOT / "conf" / "model" / f"{n}.yaml")  # noqa: E731
-    base = build(spec, backbone, conf("transformer")).num_params()
-    for name in MINE:
-        params = build(spec, backbone, conf(name)).num_params()
-        if name == "fnet":
-            assert params == base - 4 * (256 * 768 + 768 + 256 * 256 + 256)
-        else:
-            assert abs(params / base - 1) <= 0.10, f"{name}: {params} vs transformer {base}"
-    assert set(MINE) <= set(REGISTRY)

@@ -1,9 +1,9 @@
 """Data-parallel training with ``torchrun`` (DDP): process group, data shards, reductions.
 
-    torchrun --nproc_per_node=4 -m lra.train task=text model=performer
+    torchrun --nproc_per_node=4 -m lra.run.train task=text model=performer
 
 ``task.optim.batch_size`` stays the **global** batch: every optimiser step consumes the same
-examples as a single-process run (the seeded :class:`lra.data.EpochOrder`), and rank ``r``
+examples as a single-process run (the seeded :class:`lra.run.batches.EpochOrder`), and rank ``r``
 takes the ``r``-th contiguous slice of it (``batch_size / world_size`` examples, so
 ``batch_size`` must be divisible by ``world_size * trainer.grad_accum``). DDP averages the
 gradients of equal-sized slices, which is the gradient of the global batch; evaluation splits
@@ -58,6 +58,23 @@ def setup(info: DistInfo, device: torch.device) -> None:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def wrap(
+    model: torch.nn.Module, info: DistInfo, device: torch.device, seed: int
+) -> torch.nn.Module:
+    """What the training forward calls: ``model`` itself, or its DDP wrapper under torchrun.
+
+    Rank 0 keeps the single-process random stream; every other rank reseeds, so its dropout
+    masks differ from rank 0's.
+    """
+    if not info.enabled:
+        return model
+    ids = [device] if device.type == "cuda" else None
+    wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if info.rank:
+        torch.manual_seed(seed + 1_000_003 * info.rank)
+    return wrapped
 
 
 def check_batch(batch_size: int, world_size: int, grad_accum: int) -> None:

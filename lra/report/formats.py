@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from lra.report_tables import (
+from lra.records import BENCH_GROUP
+from lra.report.tables import (
     AVG5_TASKS,
     AVG6_TASKS,
     OURS,
@@ -144,11 +145,9 @@ def length_label(length: int) -> str:
 def efficiency_tables(frame: pd.DataFrame, references: list[str]) -> list[Table]:
     """LRA Table 2 layout per benchmark setting: steps/s and peak GB per length (with the
     ratios to each reference in parentheses), then parameters and the 10 % rule."""
-    from lra.bench import GROUP
-
     tables = []
     refs = ", ".join(references)
-    for group, rows in frame.groupby(list(GROUP), sort=True):
+    for group, rows in frame.groupby(list(BENCH_GROUP), sort=True):
         task, mode, batch, device, dtype, threads = group
         lengths = sorted(int(n) for n in rows["length"].unique())
         order = [m for m in references if m in set(rows["method"])]
@@ -235,6 +234,15 @@ def published_efficiency_table(frame: pd.DataFrame) -> Table:
 
 
 # --------------------------------------------------------------------------- renderers
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of a plain DataFrame (index first)."""
+    header = [table.index.name or ""] + list(table.columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in table.iterrows():
+        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
+    return "\n".join(lines)
+
+
 def _rows_with_separators(table: Table, mark) -> list[list[str]]:
     """Marked cell texts, with one separator row where our rows end and published rows begin."""
     out: list[list[str]] = []

@@ -109,3 +109,13 @@ class Loggers:
     def finish(self, record: dict[str, Any]) -> None:
         if self.wandb:
             self.wandb.finish(record)
+
+
+class NullLogger:
+    """The logger of DDP ranks > 0: rank 0 alone logs."""
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        pass
+
+    def finish(self, record: dict[str, Any]) -> None:
+        pass

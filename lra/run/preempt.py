@@ -4,7 +4,7 @@ SLURM (``--signal``) and submitit warn a job before killing it: submitit's SLURM
 sends ``SIGUSR2`` (``$SUBMITIT_PREEMPT_SIGNAL``) ``signal_delay_s`` before the time limit and on
 preemption; plain SLURM and ``torchrun`` send ``SIGTERM``; ``SIGUSR1`` is the usual
 ``sbatch --signal=USR1@120`` choice. :class:`PreemptGuard` turns any of them into a flag; the
-loop (``lra.train``) checks it after every optimiser step, writes ``last.pt`` and raises
+loop (:mod:`lra.run.loop`) checks it after every optimiser step, writes ``last.pt`` and raises
 :class:`Preempted`. If another handler was installed before ours (submitit's
 ``checkpoint_and_try_requeue``), it is then called, so submitit requeues the job (the Hydra
 submitit launcher's ``checkpoint`` resubmits the same job with the same config and run folder)

@@ -1,11 +1,11 @@
 """Read runs back from Weights & Biases as result records (the inverse of ``logger=wandb``).
 
-:class:`lra.loggers.WandbLogger` names each wandb run by our ``run_id``, stores the resolved
+:class:`lra.run.loggers.WandbLogger` names each wandb run by our ``run_id``, stores the resolved
 config as the wandb config, every eval event (``val_acc``, ``train_loss``, ``lr`` at a step) in
 the history, and the record without ``config``/``history`` as the summary. This module turns
-such runs back into records with the keys of :data:`lra.results.RECORD_KEYS` plus ``history``
+such runs back into records with the keys of :data:`lra.records.RECORD_KEYS` plus ``history``
 and ``error``, so runs that only exist in wandb (e.g. trained on a cluster) can be written with
-:func:`lra.results.write_record` and reported like local ones. A key the run lacks is None,
+:func:`lra.records.write_record` and reported like local ones. A key the run lacks is None,
 never 0; wandb's NaN is None too.
 """
 
@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from lra.results import RECORD_KEYS
+from lra.records import RECORD_KEYS
 
 HISTORY_KEYS = ("train_loss", "val_acc", "lr")
 

@@ -1,7 +1,7 @@
 """Plots for ``lra-report``: benchmark scaling, the LRA bubble chart and learning curves.
 
-Every figure is a pivot of the two tidy stores: the run records (:func:`lra.results.records_frame`)
-and the benchmark rows (``results/bench/*.csv``, columns in :data:`lra.bench.COLUMNS`). Each
+Every figure is a pivot of the two tidy stores: the run records (:func:`lra.records.records_frame`)
+and the benchmark rows (``results/bench/*.csv``, columns in :data:`lra.records.BENCH_COLUMNS`). Each
 figure is written as PNG and PDF under ``<out_dir>/plots/``:
 
 * ``bench_time_<group>`` / ``bench_memory_<group>``: step time and peak memory against sequence
@@ -32,7 +32,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
-BENCH_GROUP = ("task", "mode", "batch", "device", "dtype", "threads")
+from lra.records import BENCH_GROUP, latest_rows  # noqa: E402
+from lra.report.tables import protocol_of  # noqa: E402
+
 REFERENCE = "transformer"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
 STYLE = {
@@ -110,20 +112,8 @@ def _group_columns(bench: pd.DataFrame) -> list[str]:
     return [c for c in BENCH_GROUP if c in bench.columns]
 
 
-def _latest(bench: pd.DataFrame, group_cols: list[str]) -> pd.DataFrame:
-    """One row per point: a re-measured point supersedes older rows (latest ``created``, else
-    the later row in the file), as in ``lra-bench``'s relative table."""
-    if "created" in bench.columns:
-        bench = bench.sort_values("created", kind="stable", na_position="first")
-    return bench.drop_duplicates([*group_cols, "method", "length"], keep="last")
-
-
 def _group_title(keys: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in keys.items())
-
-
-def _protocol(config: object) -> str:
-    return (config or {}).get("protocol", "lra") if isinstance(config, dict) else "lra"
 
 
 # ----------------------------------------------------------------------------- bench scaling
@@ -133,7 +123,7 @@ def _bench_scaling(bench: pd.DataFrame, plots: Path) -> list[Path]:
     if not _has(bench, ("method", "length", "status")):
         return []
     group_cols = _group_columns(bench)
-    bench = _latest(bench, group_cols)
+    bench = latest_rows(bench, [*group_cols, "method", "length"])
     written = []
     groups = bench.groupby(group_cols, sort=True, dropna=False) if group_cols else [((), bench)]
     for key, rows in groups:
@@ -199,7 +189,7 @@ def _accuracy_by_model(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if ok.empty:
         return {}
     configs = ok["config"] if "config" in ok.columns else [None] * len(ok)
-    ok["protocol"] = [_protocol(c) for c in configs]
+    ok["protocol"] = [protocol_of(c) for c in configs]
     out = {}
     for protocol, sel in ok.groupby("protocol", sort=True):
         per_task = sel.groupby(["model", "task"])["test_acc"].mean().reset_index()
@@ -213,7 +203,7 @@ def _bubble_charts(runs: pd.DataFrame, bench: pd.DataFrame, plots: Path) -> list
     if not accuracy or not _has(bench, ("method", "length", "status", "steps_per_s")):
         return []
     group_cols = _group_columns(bench)
-    bench = _latest(bench, group_cols)
+    bench = latest_rows(bench, [*group_cols, "method", "length"])
     written = []
     groups = (
         list(bench.groupby(group_cols, sort=True, dropna=False)) if group_cols else [((), bench)]
@@ -240,7 +230,7 @@ def _bubble_points(rows: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame | None
     if not common:
         return None
     length = max(common)
-    at = ok[ok["length"] == length].drop_duplicates("method", keep="last").set_index("method")
+    at = latest_rows(ok[ok["length"] == length], "method").set_index("method")
     points = pd.DataFrame(
         {
             "speed": at.loc[methods, "steps_per_s"].astype(float),
@@ -306,7 +296,9 @@ def _learning_curves(runs: pd.DataFrame, plots: Path) -> list[Path]:
         ]
         if pts:
             config = run["config"] if "config" in runs.columns else None
-            curves.append((_protocol(config), run["task"], run["model"], run.get("seed"), run, pts))
+            curves.append(
+                (protocol_of(config), run["task"], run["model"], run.get("seed"), run, pts)
+            )
     written = []
     for protocol, task in sorted({(c[0], c[1]) for c in curves}, key=str):
         sel = sorted((c for c in curves if c[:2] == (protocol, task)), key=lambda c: str(c[2:4]))

@@ -1,6 +1,6 @@
 """One benchmark point of ``lra-bench``: time and peak memory of one (method, mode, length, batch).
 
-``lra-bench`` runs every point in a fresh process, ``python -m lra.bench_worker RESULT.json``,
+``lra-bench`` runs every point in a fresh process, ``python -m lra.bench.worker RESULT.json``,
 with the point (a JSON object, see :func:`measure_point`) on stdin; the worker writes one JSON
 result to ``RESULT.json``. The same :func:`measure_point` also runs in-process
 (``lra-bench isolate=false``).
@@ -11,8 +11,8 @@ What a point times (median over ``repeats`` steps after ``warmup`` untimed steps
   token ids [B, L] (all ``mask`` True, no padding), cross-entropy on random labels plus the
   methods' auxiliary losses, backward, ``AdamW.step()`` and ``zero_grad``. Train mode, so the
   recipe's dropout is on, as in LRA Table 2 (Tay et al. 2021, §3.4: training steps per second).
-* ``mode=attention``: one attention layer alone (``models.build_attention`` with the recipe's
-  width, heads and attention dropout): forward on x [B, L, D] ~ N(0, 1) and backward of
+* ``mode=attention``: one attention layer alone, wired from the recipe exactly as the backbone
+  wires it (``models.attention_from_recipe`` with ``positions = length``): forward on x [B, L, D] ~ N(0, 1) and backward of
   ``sum(out * g)`` for a fixed random g [B, L, D]; no optimiser.
 
 CUDA steps are timed with CUDA events and synchronised after each step; CPU steps with
@@ -37,7 +37,6 @@ Peak memory (``peak_mb``, its meaning in ``mem_kind``):
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
@@ -52,9 +51,9 @@ import torch
 import torch.nn.functional as F
 
 import models
+from lra import runtime
 from tasks.spec import TaskSpec
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 STATUSES = ("ok", "oom", "timeout", "error", "skipped")
 RESULT_KEYS = (
     "status",
@@ -106,25 +105,9 @@ def peak_rss_mb() -> float | None:
 
 
 # --------------------------------------------------------------------------- the measured work
-def _optimizer(model: torch.nn.Module, optim: dict[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        model.parameters(),
-        lr=1e-4,  # any value: only the cost of the update is measured
-        betas=tuple(optim.get("betas", (0.9, 0.999))),
-        eps=float(optim.get("eps", 1e-8)),
-        weight_decay=float(optim.get("weight_decay", 0.0)),
-    )
-
-
-def _autocast(device: torch.device, dtype: torch.dtype):
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def build_step(point: dict[str, Any], device: torch.device):
     """Build the module, inputs and one step closure of ``point``; return ``(step, params)``."""
-    dtype = DTYPES[point["dtype"]]
+    dtype = runtime.PRECISIONS[point["dtype"]]
     batch, length = int(point["batch"]), int(point["length"])
     backbone, model_cfg = point["backbone"], point["model_cfg"]
     if point["mode"] == "step":
@@ -137,10 +120,10 @@ def build_step(point: dict[str, Any], device: torch.device):
             )
             inputs[f"mask{suffix}"] = torch.ones(batch, length, dtype=torch.bool, device=device)
         labels = torch.randint(spec.num_classes, (batch,), device=device)
-        optimizer = _optimizer(model, point.get("optim", {}))
+        optimizer = runtime.adamw(model.parameters(), point.get("optim", {}), lr=1e-4)
 
         def step() -> None:
-            with _autocast(device, dtype):
+            with runtime.autocast(device, dtype):
                 logits = model(inputs)
                 loss = F.cross_entropy(logits.float(), labels) + model.aux_loss()
             loss.backward()
@@ -149,20 +132,17 @@ def build_step(point: dict[str, Any], device: torch.device):
 
         return step, sum(p.numel() for p in model.parameters())
 
-    # mode == "attention": the layer as the backbone builds it (models.backbone.Encoder)
+    # mode == "attention": the layer as the backbone wires it, for inputs of ``length`` positions
     options = models.attention_options(model_cfg)
-    dim, heads = int(backbone["dim"]), int(backbone["heads"])
-    given = {"dropout": backbone.get("attn_dropout", 0.1), "qkv_dim": backbone.get("qkv_dim")}
-    if models.REGISTRY[model_cfg["name"]].needs_max_len:
-        given["max_len"] = length
-    attn = models.build_attention(model_cfg["name"], dim, heads, **given, **options)
+    attn = models.attention_from_recipe(model_cfg["name"], options, backbone, positions=length)
     attn = attn.to(device).train()
+    dim = int(backbone["dim"])
     x = torch.randn(batch, length, dim, device=device, requires_grad=True)
     mask = torch.ones(batch, length, dtype=torch.bool, device=device)
     grad_out = torch.randn(batch, length, dim, device=device)
 
     def step() -> None:
-        with _autocast(device, dtype):
+        with runtime.autocast(device, dtype):
             out = attn(x, mask)
             aux = attn.aux_loss()
         loss = (out.float() * grad_out).sum()
@@ -210,7 +190,7 @@ def measure_point(point: dict[str, Any], baseline_mb: float | None = None) -> di
         point: ``method, mode (step|attention), length, batch, spec`` (TaskSpec fields, with
             ``max_len`` = length), ``backbone`` (resolved recipe), ``model_cfg`` (the method's
             YAML plus overrides), ``optim`` (betas, eps, weight_decay), ``device``, ``dtype``
-            (fp32|bf16), ``threads`` (None = torch's default), ``warmup``, ``repeats``,
+            (fp32|bf16|fp16), ``threads`` (None = torch's default), ``warmup``, ``repeats``,
             ``seed``, ``deadline`` (``time.time()`` after which the point stops, or None).
         baseline_mb: RSS of this fresh process after its imports, when its high-water mark
             was reset at that moment; CPU peak memory is measured only then.
@@ -276,13 +256,13 @@ def _prime() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lra.bench_worker RESULT.json`` with the point as JSON on stdin."""
+    """``python -m lra.bench.worker RESULT.json`` with the point as JSON on stdin."""
     _prime()
     # the imports are done: the baseline and the high-water mark start here
     baseline = rss_mb() if reset_peak_rss() else None
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        raise SystemExit("usage: python -m lra.bench_worker RESULT.json < point.json")
+        raise SystemExit("usage: python -m lra.bench.worker RESULT.json < point.json")
     point = json.loads(sys.stdin.read())
     result = measure_point(point, baseline_mb=baseline)
     tmp = Path(args[0]).with_suffix(".tmp")

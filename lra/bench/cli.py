@@ -7,7 +7,7 @@
 For each method x mode x batch size x length (a *point*) it times one training step of the full
 classifier at the task's recipe (``mode=step``: forward, backward, AdamW) and/or one attention
 layer's forward + backward (``mode=attention``); what exactly is timed and how peak memory is
-counted is in :mod:`lra.bench_worker`. Every point runs in its own fresh process by default
+counted is in :mod:`lra.bench.worker`. Every point runs in its own fresh process by default
 (``isolate=true``: needed for CPU peak memory, and a point that crashes, runs out of memory or
 past ``timeout_s`` is killed and recorded without stopping the run). Once a point ends ``oom``
 or ``timeout``, the longer lengths of the same method, mode and batch are ``skipped``.
@@ -15,11 +15,15 @@ or ``timeout``, the longer lengths of the same method, mode and batch are ``skip
 Writes (``out_dir``, default ``results/bench/``; file stem ``out``, default
 ``<device type>_<task>``):
 
-* ``<out>.csv``: one tidy row per point (``COLUMNS``), appended, so several runs build one table;
-  a re-measured point supersedes its older rows in the relative table.
+* ``<out>.csv``: one tidy row per point (:data:`lra.records.BENCH_COLUMNS`), appended, so
+  several runs build one table; a re-measured point supersedes its older rows.
 * ``<out>_relative.csv`` / ``.md``: per length, speed (steps/s ratio) and peak-memory ratio of
   each method versus each of ``references`` (``transformer_naive`` and ``transformer``), as the
-  relative numbers of LRA Table 2 (Tay et al. 2021, §3.4). The Markdown is printed too.
+  relative numbers of LRA Table 2 (Tay et al. 2021, §3.4), and parameters with LRA's 10 % rule.
+  The numbers and their rendering are the report's (:mod:`lra.report.bench_tables`,
+  :func:`lra.report.formats.efficiency_tables`), so ``lra-bench`` and ``lra-report`` print the
+  same table. The Markdown is printed too; ``render_only=true`` rewrites these two files from
+  ``<out>.csv`` without measuring.
 """
 
 from __future__ import annotations
@@ -44,22 +48,18 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 import models
-from lra.bench_worker import DTYPES, RESULT_KEYS, measure_point, rss_mb
+from lra import runtime
+from lra.bench.worker import RESULT_KEYS, measure_point, rss_mb
 from lra.config import CONF_DIR, default_data_dir, load_group
-from lra.provenance import device_name, git_sha
-from lra.report import to_markdown
+from lra.provenance import device_label, git_sha
+from lra.records import BENCH_COLUMNS
+from lra.report.bench_tables import efficiency_frame
+from lra.report.formats import efficiency_tables, markdown
 
 if TYPE_CHECKING:
     from tasks.spec import TaskSpec
 
 MODES = ("step", "attention")
-KEY = ("task", "method", "mode", "length", "batch", "device", "dtype", "threads")
-GROUP = ("task", "mode", "batch", "device", "dtype", "threads")
-COLUMNS = (
-    ("method", "mode", "task", "length", "batch", "device", "dtype", "threads")
-    + ("step_ms", "step_ms_iqr", "steps_per_s", "tokens_per_s", "peak_mb", "mem_kind", "params")
-    + ("status", "error", "warmup", "repeats", "git_sha", "torch", "created")
-)
 POLL_S = 0.05  # how often the parent checks a worker's time and RSS
 
 
@@ -144,8 +144,9 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     batches = _positive_ints(
         "batch_sizes", cfg.batch_sizes if cfg.batch_sizes is not None else task_cfg.optim.batch_size
     )
-    if cfg.dtype not in ("auto", *DTYPES):
-        raise BenchError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {cfg.dtype!r}")
+    if cfg.dtype not in ("auto", *runtime.PRECISIONS):
+        choices = ", ".join(runtime.PRECISIONS)
+        raise BenchError(f"dtype must be one of auto, {choices}; got {cfg.dtype!r}")
     if int(cfg.repeats) < 1 or int(cfg.warmup) < 0:
         raise BenchError(f"need repeats >= 1 and warmup >= 0, got {cfg.repeats}, {cfg.warmup}")
     options = _plain(cfg.options) or {}
@@ -156,13 +157,16 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         )
     resolve_methods(cfg.references, "references")
 
-    device = _device(cfg.device)
+    try:
+        device = runtime.resolve_device(str(cfg.device), key="device")
+    except ValueError as err:
+        raise BenchError(str(err)) from None
     dtype = cfg.dtype if cfg.dtype != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     threads = cfg.threads or (1 if device.type == "cpu" else torch.get_num_threads())
     common = {
         "task": task_cfg.name,
         "device": device_label(device),
-        "dtype": str(DTYPES[dtype]).removeprefix("torch."),
+        "dtype": runtime.precision_name(runtime.PRECISIONS[dtype]),
         "threads": int(threads),
         "warmup": int(cfg.warmup),
         "repeats": int(cfg.repeats),
@@ -197,45 +201,16 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return points, common
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise BenchError(f"device must be auto, cpu, cuda or cuda:N; got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError(f"device={name} but CUDA is not available; use device=cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise BenchError(f"device must be auto, cpu, cuda or cuda:N; got {name!r}")
-    return device
-
-
-def device_label(device: torch.device) -> str:
-    """``cuda:<GPU name>`` or ``cpu:<CPU model>`` (thread count is its own column)."""
-    if device.type == "cuda":
-        return device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return "cpu:" + line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return f"cpu:{platform.processor() or platform.machine()}"
-
-
 # --------------------------------------------------------------------------- running points
 def worker_command(result_path: Path) -> list[str]:
     """The command of one isolated point (reads the point on stdin, writes ``result_path``)."""
-    return [sys.executable, "-m", "lra.bench_worker", str(result_path)]
+    return [sys.executable, "-m", "lra.bench.worker", str(result_path)]
 
 
 def run_isolated(
     point: dict[str, Any], timeout_s: float | None, mem_limit_mb: float | None
 ) -> dict[str, Any]:
-    """Measure ``point`` in a fresh ``python -m lra.bench_worker`` process.
+    """Measure ``point`` in a fresh ``python -m lra.bench.worker`` process.
 
     The worker is killed when it runs past ``timeout_s`` (status ``timeout``) or its RSS
     exceeds ``mem_limit_mb`` (status ``oom``); death by SIGKILL without a result is ``oom``
@@ -308,119 +283,30 @@ def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     if exists:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
-        if tuple(header) != COLUMNS:
+        if tuple(header) != BENCH_COLUMNS:
             raise BenchError(f"{path} has other columns ({header}); pick another out= or move it")
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=BENCH_COLUMNS)
         if not exists:
             writer.writeheader()
         for row in rows:
-            writer.writerow({k: _format(row.get(k)) for k in COLUMNS})
+            writer.writerow({k: _format(row.get(k)) for k in BENCH_COLUMNS})
 
 
 # --------------------------------------------------------------------------- relative table
-def relative_table(frame: pd.DataFrame, references: list[str]) -> pd.DataFrame:
-    """Speed and memory of each row relative to each reference method at the same point.
+def write_relative(rows_csv: Path, references: list[str]) -> str:
+    """Write ``<stem>_relative.csv`` and ``.md`` next to ``rows_csv``; return the Markdown.
 
-    ``speed_vs_<ref>`` = steps/s of the method / steps/s of ``ref`` (> 1: faster);
-    ``mem_vs_<ref>`` = peak_mb of the method / peak_mb of ``ref`` (< 1: less memory); both
-    compare equal task, mode, batch, device, dtype, threads and length, and are null unless
-    both points are ``ok``. Older rows of a re-measured point are ignored.
+    The table is the report's efficiency table over the rows of this one CSV.
     """
-    frame = frame.drop_duplicates(list(KEY), keep="last").reset_index(drop=True)
-    where = list(GROUP) + ["length"]
-    table = frame[where + ["method", "status", "steps_per_s", "peak_mb"]].copy()
-    for ref in references:
-        base = frame[(frame["method"] == ref) & (frame["status"] == "ok")]
-        base = base[where + ["steps_per_s", "peak_mb"]].rename(
-            columns={"steps_per_s": "ref_speed", "peak_mb": "ref_mem"}
-        )
-        merged = table[where].merge(base, on=where, how="left")
-        ok = table["status"].eq("ok")
-        table[f"speed_vs_{ref}"] = (table["steps_per_s"] / merged["ref_speed"]).where(ok)
-        table[f"mem_vs_{ref}"] = (table["peak_mb"] / merged["ref_mem"]).where(ok)
-    return table
-
-
-def _cell(value: float, ratios: list[float], unit: str, digits: str) -> str:
-    shown = ", ".join("—" if pd.isna(r) else f"{r:.2f}×" for r in ratios)
-    return f"{value:{digits}}{unit} ({shown})"
-
-
-def relative_markdown(table: pd.DataFrame, references: list[str]) -> str:
-    """Markdown: per setting, a speed and a memory table (methods x lengths) with the ratios."""
-    refs = " · ".join(references)
-    parts = []
-    for group, rows in table.groupby(list(GROUP), sort=True):
-        task, mode, batch, device, dtype, threads = group
-        parts.append(
-            f"### {task} · {mode} · batch {batch} · {device} · {threads} thread(s) · {dtype}"
-        )
-        order = [m for m in references if m in set(rows["method"])]
-        order += sorted(set(rows["method"]) - set(order))
-        for label, col, unit, digits in (
-            ("steps/s", "steps_per_s", "", ".3g"),
-            ("peak memory, MB", "peak_mb", " MB", ".0f"),
-        ):
-            kind = "speed" if col == "steps_per_s" else "mem"
-            cells: dict[str, dict[int, str]] = {m: {} for m in order}
-            for _, r in rows.iterrows():
-                if r["status"] != "ok":
-                    text = r["status"]
-                elif pd.isna(r[col]):
-                    text = "n/a"
-                else:
-                    ratios = [r[f"{kind}_vs_{ref}"] for ref in references]
-                    text = _cell(r[col], ratios, unit, digits)
-                cells[r["method"]][int(r["length"])] = text
-            lengths = sorted(int(n) for n in rows["length"].unique())
-            pivot = pd.DataFrame(
-                [[cells[m].get(n, "—") for n in lengths] for m in order],
-                index=pd.Index(order, name="method"),
-                columns=[str(n) for n in lengths],
-            )
-            parts.append(f"\n{label} (× {refs}):\n\n{to_markdown(pivot)}\n")
-    return "\n".join(parts) + "\n"
-
-
-PARAM_TOLERANCE = 0.10  # LRA rule: a method may not add more than 10% parameters
-
-
-def params_table(frame: pd.DataFrame, reference: str = "transformer") -> pd.DataFrame:
-    """Parameters per method at each length of ``mode=step`` rows, with the LRA 10% rule.
-
-    ``params_vs_<reference>`` is the ratio to the reference's count at the same point, and
-    ``over_10pct`` flags a method with more than 10% extra parameters (LRA, Tay et al. 2021).
-    """
-    frame = frame.drop_duplicates(list(KEY), keep="last")
-    rows = frame[(frame["mode"] == "step") & frame["params"].notna()]
-    where = list(GROUP) + ["length"]
-    base = rows[rows["method"] == reference][where + ["params"]].rename(
-        columns={"params": "ref_params"}
-    )
-    table = rows[where + ["method", "params"]].merge(base, on=where, how="left")
-    table[f"params_vs_{reference}"] = table["params"] / table["ref_params"]
-    table["over_10pct"] = table[f"params_vs_{reference}"] > 1 + PARAM_TOLERANCE
-    return table.drop(columns="ref_params")
-
-
-def params_markdown(table: pd.DataFrame, reference: str = "transformer") -> str:
-    """Markdown list of parameter counts at the longest length, flagging the 10% rule."""
-    if table.empty:
-        return ""
-    longest = table[table["length"] == table["length"].max()].sort_values("method")
-    ratio = f"params_vs_{reference}"
-    lines = [
-        f"\nParameters at length {int(longest['length'].iloc[0])} "
-        f"(LRA rule: at most 10% over `{reference}`):\n",
-        "| method | params | ratio | within 10% |",
-        "|---|---|---|---|",
-    ]
-    for _, r in longest.drop_duplicates("method").iterrows():
-        shown = "—" if pd.isna(r[ratio]) else f"{r[ratio]:.3f}×"
-        verdict = "—" if pd.isna(r[ratio]) else ("**no**" if r["over_10pct"] else "yes")
-        lines.append(f"| {r['method']} | {int(r['params']):,} | {shown} | {verdict} |")
-    return "\n".join(lines) + "\n"
+    frame = efficiency_frame(pd.read_csv(rows_csv), references)
+    stem = rows_csv.with_suffix("")
+    frame.to_csv(f"{stem}_relative.csv", index=False, float_format="%.4g")
+    parts = [f"### {t.title}\n\n{markdown(t)}\n" + "".join(f"\n{n}\n" for n in t.notes)
+             for t in efficiency_tables(frame, references)]  # fmt: skip
+    text = "\n".join(parts)
+    Path(f"{stem}_relative.md").write_text(text)
+    return text
 
 
 # --------------------------------------------------------------------------- the app
@@ -432,6 +318,17 @@ def output_paths(cfg: DictConfig, device_type: str) -> dict[str, Path]:
         "relative": folder / f"{stem}_relative.csv",
         "markdown": folder / f"{stem}_relative.md",
     }
+
+
+def render_only(cfg: DictConfig) -> str:
+    """``render_only=true``: rewrite the relative tables of an existing ``<out>.csv``."""
+    device = runtime.resolve_device(str(cfg.device), key="device")
+    paths = output_paths(cfg, device.type)
+    if not paths["rows"].is_file():
+        raise BenchError(f"render_only: {paths['rows']} does not exist; set out= and out_dir=")
+    text = write_relative(paths["rows"], list(_plain(cfg.references)))
+    print(text)
+    return text
 
 
 def run(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -475,14 +372,9 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         append_rows(paths["rows"], [row])
         rows.append(row)
         bar.write(_summary(row))
-    table = relative_table(pd.read_csv(paths["rows"]), references)
-    table.to_csv(paths["relative"], index=False, float_format="%.4g")
-    markdown = relative_markdown(table, references)
-    markdown += params_markdown(params_table(pd.read_csv(paths["rows"])))
-    paths["markdown"].write_text(markdown)
-    print(markdown)
+    print(write_relative(paths["rows"], references))
     print(f"rows: {paths['rows']}\nrelative: {paths['relative']} (and {paths['markdown'].name})")
-    return pd.DataFrame(rows, columns=COLUMNS), table
+    return pd.DataFrame(rows, columns=BENCH_COLUMNS), pd.read_csv(paths["relative"])
 
 
 def _summary(row: dict[str, Any]) -> str:
@@ -496,7 +388,7 @@ def _summary(row: dict[str, Any]) -> str:
 @hydra.main(config_path=str(CONF_DIR), config_name="bench", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     try:
-        run(cfg)
+        render_only(cfg) if cfg.render_only else run(cfg)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

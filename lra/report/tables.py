@@ -1,6 +1,6 @@
 """The numbers behind ``lra-report``: per-cell summaries, the two LRA averages, published rows.
 
-Everything here is numeric (percent accuracies, steps/s, GB); :mod:`lra.report_formats` turns
+Everything here is numeric (percent accuracies, steps/s, GB); :mod:`lra.report.formats` turns
 it into Markdown, LaTeX and HTML.
 
 Averages (both conventions of the literature):
@@ -23,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from lra.config import REPO_ROOT
+
 LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
 TASK_TITLES = {
     "listops": "ListOps",
@@ -37,7 +39,7 @@ AVG6_TASKS = LRA_TASKS
 FAILED_PATHX = 50.0  # chance accuracy: what a failed Path-X counts as in the 6-task average
 PUBLISHED_FAIL = ("FAIL", "✗")  # printed marks of an attempted, failed task
 OURS = "ours"
-REFERENCE_DIR = Path(__file__).resolve().parents[1] / "results" / "reference"
+REFERENCE_DIR = REPO_ROOT / "results" / "reference"
 PUBLISHED_CSV = REFERENCE_DIR / "published.csv"
 PUBLISHED_EFFICIENCY_CSV = REFERENCE_DIR / "published_efficiency.csv"
 DEFAULT_PROTOCOL = "lra"
@@ -184,27 +186,7 @@ def best_models(frame: pd.DataFrame, column: str, digits: int, complete: int = 0
     return set(rows.loc[values[values == values.max()].index, "model"])
 
 
-# --------------------------------------------------------------------------- efficiency
-def efficiency_frame(bench: pd.DataFrame, references: list[str]) -> pd.DataFrame:
-    """LRA Table 2 numbers from benchmark rows (``lra.bench`` CSV columns).
-
-    Speed/memory ratios come from :func:`lra.bench.relative_table` (``speed_vs_<ref>``,
-    ``mem_vs_<ref>``) and parameter counts with the 10 % rule from
-    :func:`lra.bench.params_table` (``params``, ``params_vs_transformer``, ``over_10pct``).
-    """
-    from lra.bench import GROUP, params_table, relative_table
-
-    if bench.empty:
-        return pd.DataFrame()
-    bench = bench.sort_values("created", kind="stable") if "created" in bench else bench
-    table = relative_table(bench, references)
-    params = params_table(bench)
-    where = list(GROUP) + ["length", "method"]
-    table = table.merge(params.drop_duplicates(where), on=where, how="left")
-    table["peak_gb"] = table["peak_mb"] / 1024
-    return table.sort_values(where, kind="stable").reset_index(drop=True)
-
-
+# --------------------------------------------------------------------------- published efficiency
 def read_published_efficiency(path: str | Path = PUBLISHED_EFFICIENCY_CSV) -> pd.DataFrame:
     """LRA Table 2 as published (``results/reference/published_efficiency.csv``), as text."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)

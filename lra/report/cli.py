@@ -11,15 +11,16 @@ bench point), and writes to ``out_dir``:
 * ``leaderboard.{md,csv,tex,html}``: per protocol (the ``protocol`` key of each record's
   config; ``smoke`` never mixes with ``lra``), models x tasks, test accuracy at the best-val
   step as mean ± std over seeds with n, the 5-task and 6-task averages
-  (:mod:`lra.report_tables`), the best value per column marked, and the published rows of
+  (:mod:`lra.report.tables`), the best value per column marked, and the published rows of
   ``results/reference/published.csv`` below ours (protocols in ``published_protocols``);
 * ``efficiency.{md,csv,tex,html}``: LRA Table 2 (Tay et al. 2021, §3.4): steps/s and peak
   memory per length relative to ``references``, parameters with the 10 % rule
-  (:func:`lra.bench.relative_table`, :func:`lra.bench.params_table`), and the published
+  (:mod:`lra.report.bench_tables`), and the published
   Table 2;
-* ``plots/`` via ``lra.plots.write_plots`` when ``plots=true`` and that module exists.
+* ``plots/`` (:mod:`lra.report.plots`) when ``plots=true``.
 
-Missing values never count as 0.
+Missing values never count as 0. Reporting reads files only: it imports pandas and matplotlib,
+never torch, ``models`` or ``tasks``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lra.config import CONF_DIR
-from lra.report_formats import (
+from lra.records import BENCH_KEY, RECORD_KEYS, latest_rows, records_frame
+from lra.report.bench_tables import efficiency_frame
+from lra.report.formats import (
     MISSING,
     Table,
     accuracy_text,
@@ -44,12 +47,12 @@ from lra.report_formats import (
     leaderboard_table,
     markdown,
     published_efficiency_table,
+    to_markdown,
 )
-from lra.report_tables import (
+from lra.report.tables import (
     LRA_TASKS,
     PUBLISHED_CSV,
     PUBLISHED_EFFICIENCY_CSV,
-    efficiency_frame,
     leaderboard_frame,
     published_frame,
     read_published,
@@ -57,7 +60,6 @@ from lra.report_tables import (
     summarise_cell,
     with_protocol,
 )
-from lra.results import RECORD_KEYS, records_frame
 
 __all__ = ["MISSING", "format_cell", "leaderboard", "to_markdown", "write_report", "main"]
 SOURCES = ("files", "wandb")
@@ -86,15 +88,6 @@ def leaderboard(frame: pd.DataFrame, tasks: list[str], digits: int = 2) -> dict[
     return tables
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of a plain DataFrame (index first)."""
-    header = [table.index.name or ""] + list(table.columns)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, row in table.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
-    return "\n".join(lines)
-
-
 def _tasks_of(rows: pd.DataFrame, tasks: list[str]) -> list[str]:
     """``tasks`` then any other task that has columns in the wide frame ``rows``."""
     found = [c.removesuffix("_state") for c in rows.columns if c.endswith("_state")]
@@ -112,20 +105,18 @@ def load_runs(
         runs = records_frame(results_dir)
     else:
         try:
-            from lra.wandb_import import records_from_wandb
+            from lra.report.wandb_import import records_from_wandb
         except ImportError as err:
-            raise ReportError(f"source=wandb needs lra.wandb_import ({err})") from None
+            raise ReportError(f"source=wandb needs lra.report.wandb_import ({err})") from None
         if not project:
             raise ReportError("source=wandb needs wandb_project=<project>")
         try:
             records = records_from_wandb(project, entity)
-        except (ValueError, RuntimeError) as err:  # lra.wandb_import: bad name, network, auth
+        except (ValueError, RuntimeError) as err:  # wandb_import: bad name, network, auth
             raise ReportError(f"source=wandb: {err}") from None
         runs = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
         runs = runs.reindex(columns=list(dict.fromkeys([*RECORD_KEYS, *runs.columns])))
-        if not runs.empty:
-            runs = runs.sort_values("created", kind="stable").drop_duplicates("run_id", keep="last")
-            runs = runs.reset_index(drop=True)
+        runs = latest_rows(runs, "run_id")
     if runs.empty:
         return runs.assign(protocol=pd.Series(dtype=str))
     return with_protocol(runs)
@@ -142,10 +133,7 @@ def load_bench(results_dir: str | Path) -> pd.DataFrame:
         frames.append(frame.assign(source_file=path.name))
     if not frames:
         return pd.DataFrame()
-    from lra.bench import KEY
-
-    bench = pd.concat(frames, ignore_index=True).sort_values("created", kind="stable")
-    return bench.drop_duplicates(list(KEY), keep="last").reset_index(drop=True)
+    return latest_rows(pd.concat(frames, ignore_index=True), BENCH_KEY)
 
 
 def long_frame(runs: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
@@ -251,12 +239,9 @@ def write_report(
     )
 
     if plots:
-        try:
-            from lra.plots import write_plots
-        except ImportError as err:
-            print(f"plots skipped: lra.plots is not available ({err})", file=sys.stderr)
-        else:
-            write_plots(runs, bench, out)
+        from lra.report.plots import write_plots
+
+        write_plots(runs, bench, out)
     return text
 
 

@@ -1,0 +1,3 @@
+from lra.bench.cli import main
+
+main()

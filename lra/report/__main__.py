@@ -1,0 +1,3 @@
+from lra.report.cli import main
+
+main()

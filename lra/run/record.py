@@ -1,0 +1,73 @@
+"""The result record of a run (schema in :mod:`lra.records`): what is known before training,
+then what the loop measured."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lra.provenance import device_name, git_sha
+from lra.records import RECORD_KEYS
+from lra.run.identity import make_run_id
+from lra.runtime import peak_memory_mb, precision_name
+from tasks import Task
+
+
+def plain_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain Python values, without ``hydra``."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    return container
+
+
+def base_record(cfg: DictConfig, task: Task, status: str, error: str | None = None) -> dict:
+    """A record with what is known before training; measured fields are null."""
+    return dict.fromkeys(RECORD_KEYS) | {
+        "run_id": make_run_id(cfg),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "seed": int(cfg.seed),
+        "status": status,
+        "torch": torch.__version__,
+        "git_sha": git_sha(),
+        "data_spec": {"hash": task.spec_hash, **task.data_spec()},
+        "config": plain_config(cfg),
+        "history": [],
+        "error": error,
+    }
+
+
+def trainer_record(trainer, status: str, test_acc, test_acc_last, error=None) -> dict:
+    """The record of a run that built its :class:`lra.run.loop.Trainer`."""
+    s = trainer.state
+    return base_record(trainer.cfg, trainer.task, status, error) | {
+        "val_acc": s.best_val_acc,
+        "test_acc": test_acc,
+        "test_acc_last": test_acc_last,
+        "best_step": s.best_step,
+        "steps": s.step,
+        "params": sum(p.numel() for p in trainer.model.parameters()),
+        "train_s": round(s.train_s, 3),
+        "steps_per_s": s.step / s.train_s if s.train_s > 0 else None,
+        "tokens_per_s": s.tokens / s.train_s if s.train_s > 0 else None,
+        "peak_mem_mb": round(peak_memory_mb(trainer.device), 1),
+        "device": device_name(trainer.device),
+        "dtype": precision_name(trainer.dtype),
+        "history": s.history,
+    }
+
+
+def summary_line(record: dict[str, Any], path: Path) -> str:
+    """One line for the terminal: status, test accuracy at best val, last-step test, time."""
+    fmt = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    return (
+        f"[{record['status']}] {record['run_id']}: test {fmt(record['test_acc'])} at best val "
+        f"{fmt(record['val_acc'])} (step {record['best_step']}), last-step test "
+        f"{fmt(record['test_acc_last'])}; {record['steps']} steps in {record['train_s']:.0f}s "
+        f"on {record['device']} -> {path}"
+    )

@@ -1,0 +1,129 @@
+"""``lra-train``: train one attention method on one LRA task and write its result record.
+
+    lra-train task=listops model=transformer seed=1
+    lra-train experiment=smoke                    # the tiny CPU recipe of the demo and tests
+    lra-train -m task=listops model=transformer,transformer_naive seed=0,1,2
+    lra-train -m +sweep=lra_table hydra/launcher=slurm_gpu   # a named sweep on SLURM
+    torchrun --nproc_per_node=2 -m lra.run.train task=text        # DDP; batch_size stays global
+
+The loop (:mod:`lra.run.loop`): AdamW with the task's LRA schedule, gradient clipping and
+accumulation, AMP on CUDA, evaluation on val every ``task.optim.eval_every`` steps, a best-val
+checkpoint, test accuracy at the best-val step and at the last step. ``<run dir>/last.pt`` is written every
+``trainer.ckpt_every`` steps; starting the same command again resumes from it. On
+``SIGTERM``/``SIGUSR1``/``SIGUSR2`` (SLURM and submitit preemption, time limits) the loop saves
+``last.pt`` at the next step boundary and stops (:mod:`lra.run.preempt`). Under ``torchrun`` it is
+data-parallel (:mod:`lra.run.distributed`); rank 0 writes checkpoints and the record.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from lra.config import CONF_DIR
+from lra.records import write_json_atomic, write_record
+from lra.run import distributed
+from lra.run.loggers import Loggers, NullLogger
+from lra.run.loop import Trainer
+from lra.run.preempt import Preempted, PreemptGuard
+from lra.run.record import base_record, plain_config, summary_line, trainer_record
+from lra.runtime import resolve_device
+from tasks import MissingDataError, task_from_config
+
+
+def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Prepare the data, train, test and write the result record; return the record.
+
+    A run that raises still writes a record with ``status=failed`` and the error, then re-raises.
+    A signal (SIGTERM/SIGUSR1/SIGUSR2) saves ``last.pt`` and raises :class:`Preempted` without
+    a record. Under ``torchrun`` every rank trains; rank 0 alone writes the record.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = distributed.from_env()
+    is_main = info.is_main
+    if info.enabled:
+        distributed.setup(info, resolve_device(cfg.trainer.device, info.local_rank))
+    task = task_from_config(cfg.task, cfg.data_dir)
+    if is_main:  # rank 0 prepares (generates, caches); the others then find the cache
+        task.prepare()
+    distributed.barrier()
+    if not is_main:
+        task.prepare()
+    trainer = logger = None
+    try:
+        with PreemptGuard() as guard:
+            trainer = Trainer(cfg, run_dir, task)
+            if trainer.maybe_resume() and is_main:
+                print(
+                    f"resuming {trainer.run_id} from step {trainer.state.step} ({trainer.last_path})"
+                )
+            logger = (
+                Loggers(cfg.logger, plain_config(cfg), trainer.run_id, run_dir)
+                if is_main
+                else NullLogger()
+            )
+            status = trainer.fit(logger, guard)
+            test_acc, test_last = trainer.test() if status == "ok" else (None, None)
+            record = trainer_record(trainer, status, test_acc, test_last)
+    except Exception as err:
+        error = f"{type(err).__name__}: {err}"
+        record = (
+            trainer_record(trainer, "failed", None, None, error)
+            if trainer
+            else base_record(cfg, task, "failed", error)
+        )
+        if is_main:
+            write_record(cfg.results_dir, record)
+        if logger:
+            logger.finish(record)
+        distributed.teardown()
+        raise
+    except Preempted:
+        distributed.teardown()
+        raise
+    distributed.teardown()
+    if not is_main:
+        return record
+    path = write_record(cfg.results_dir, record)
+    write_json_atomic(run_dir / "record.json", record)
+    logger.finish(record)
+    print(summary_line(record, path))
+    return record
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    """One run. In a multirun (``-m``) a failing job has written its ``status=failed`` record
+    and returns normally, so the sweep goes on; a single run exits non-zero. A preempted run
+    exits with 128 + the signal number (under submitit, after requeueing itself)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    try:
+        run(cfg, hydra_cfg.runtime.output_dir)
+    except Preempted as stop:
+        print(f"preempted: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except Exception as err:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            print(f"job {hydra_cfg.job.num} failed (record written): {err!r}", file=sys.stderr)
+            return
+        if isinstance(err, MissingDataError):
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+        raise
+
+
+def main() -> None:
+    """Console entry point ``lra-train``."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

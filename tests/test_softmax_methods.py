@@ -1,0 +1,41 @@
+"""``transformer`` (SDPA) and ``transformer_naive`` (written out) against each other.
+
+Exactness against the dense reference, padding, gradients and the rest are registry-wide
+(``tests/test_conformance.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lra.check.inputs import inputs, make, one_thread, projected_softmax_reference
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test (restored after): the tensors here are tiny."""
+    with one_thread():
+        yield
+
+
+SOFTMAX_PAIR = ("transformer", "transformer_naive")
+
+
+def test_sdpa_and_naive_agree_with_masks():
+    sdpa = make("transformer", dropout=0.1).float()
+    naive = make("transformer_naive", dropout=0.1, seed=5).float()
+    naive.load_state_dict(sdpa.state_dict())
+    x, mask = inputs(40, b=3, tail=13, dtype=torch.float32)
+    mask[2, ::3] = False  # padding in the middle too
+    torch.testing.assert_close(naive(x, mask)[mask], sdpa(x, mask)[mask], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", SOFTMAX_PAIR)
+def test_attention_dropout_is_stochastic_in_training_only(name):
+    attn = make(name, dropout=0.5).float().train()
+    x, mask = inputs(24, tail=7, gaps=(), dtype=torch.float32)
+    assert not torch.allclose(attn(x, mask), attn(x, mask))
+    attn.eval()
+    ref = projected_softmax_reference(attn, x, mask)
+    torch.testing.assert_close(attn(x, mask)[mask], ref[mask], atol=1e-5, rtol=1e-5)
