@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from lra.config import CONF_DIR, compose
-from lra.run.identity import FOLDER_KEYS, config_hash, make_run_id, non_semantic_keys
+from lra.identity import FOLDER_KEYS, config_hash, make_run_id, non_semantic_keys
 
 BASE = ["experiment=smoke"]
 # a value for every non-semantic key that differs from its default

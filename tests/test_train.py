@@ -15,7 +15,8 @@ import torch
 
 from lra.config import compose
 from lra.records import RECORD_KEYS, read_records
-from lra.run import identity, train
+from lra import identity
+from lra.run import train
 
 # Fields that legitimately differ between two runs of the same config.
 TIMING_KEYS = {"created", "train_s", "steps_per_s", "tokens_per_s", "peak_mem_mb", "git_sha"}

@@ -1,3 +1,3 @@
 """Running experiments: ``lra-data`` (prepare a task's data) and ``lra-train`` (one run or a
 sweep), the training loop and what it needs (batches, schedules, checkpoints, DDP, preemption,
-logging, run identity, the result record)."""
+logging, the result record)."""

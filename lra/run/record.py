@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lra.provenance import device_name, git_sha
 from lra.records import RECORD_KEYS
-from lra.run.identity import make_run_id
+from lra.identity import make_run_id
 from lra.runtime import peak_memory_mb, precision_name
 from tasks import Task
 
