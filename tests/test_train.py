@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from lra import identity
 from lra.config import compose
 from lra.records import RECORD_KEYS, read_records
-from lra import identity
 from lra.run import train
 
 # Fields that legitimately differ between two runs of the same config.

@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 
 import models
 from lra import runtime
+from lra.identity import config_hash, make_run_id
 from lra.run import distributed
 from lra.run.batches import EpochOrder, eval_batches, train_loader
 from lra.run.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from lra.identity import config_hash, make_run_id
 from lra.run.preempt import PreemptGuard
 from lra.run.schedules import lr_at
 from tasks import Task

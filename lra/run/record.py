@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lra.identity import make_run_id
 from lra.provenance import device_name, git_sha
 from lra.records import RECORD_KEYS
-from lra.identity import make_run_id
 from lra.runtime import peak_memory_mb, precision_name
 from tasks import Task
 
