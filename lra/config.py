@@ -50,7 +50,10 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    if GlobalHydra.instance().is_initialized():  # inside one of our Hydra apps: its tree
+        return hydra_compose(config_name, overrides=overrides or [])
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name, overrides=overrides or [])
 

@@ -1,9 +1,12 @@
 """The result store and its schemas, shared by the runs that write it and the reports that read it.
 
-* Run records: one JSON file per run, ``<results_dir>/runs/<run_id>.json``. Keys: run_id,
-  created, task, model, seed, status (ok|failed|diverged), val_acc, test_acc, test_acc_last,
-  best_step, steps, params, train_s, steps_per_s, tokens_per_s, peak_mem_mb, device, dtype,
-  torch, git_sha, data_spec, config; plus ``history`` (eval curve) and ``error``.
+* Run records: one JSON file per run, ``<results_dir>/runs/<run_id>.json``. Keys: schema,
+  run_id, created, task, model, seed, status (ok|failed|diverged), val_acc, test_acc,
+  test_acc_last, n_val, n_test (examples evaluated), best_step, steps, params, train_s,
+  steps_per_s, tokens_per_s, peak_mem_mb, device, dtype, torch, git_sha, data_spec, config;
+  plus ``history`` (eval curve), ``error`` and ``attempts`` (earlier attempts of the same run
+  id: created, status, error, steps, git_sha). A failed or diverged attempt never replaces an
+  ``ok`` record: it is added to that record's ``attempts`` instead.
 * Benchmark rows: tidy CSV rows of ``lra-bench`` (``BENCH_COLUMNS``), one per measured point,
   under ``<results_dir>/bench/``; a point is identified by ``BENCH_KEY``.
 
@@ -15,12 +18,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+RECORD_SCHEMA = 2  # 1: before schema, n_val, n_test, attempts
 RECORD_KEYS = (
+    "schema",
     "run_id",
     "created",
     "task",
@@ -30,6 +37,8 @@ RECORD_KEYS = (
     "val_acc",
     "test_acc",
     "test_acc_last",
+    "n_val",
+    "n_test",
     "best_step",
     "steps",
     "params",
@@ -44,17 +53,29 @@ RECORD_KEYS = (
     "data_spec",
     "config",
 )
+EXTRA_KEYS = ("history", "error", "attempts")
+REQUIRED_KEYS = ("run_id", "task", "model", "seed", "status")  # what a readable record needs
 STATUSES = ("ok", "failed", "diverged")
+ATTEMPT_KEYS = ("created", "status", "error", "steps", "git_sha")
 
-BENCH_GROUP = ("task", "mode", "batch", "device", "dtype", "threads")
-"""Benchmark settings whose points form one table (compared with each other)."""
-BENCH_KEY = ("task", "method", "mode", "length", "batch", "device", "dtype", "threads")
-"""What identifies one benchmark point: a re-measured point supersedes its older rows."""
-BENCH_COLUMNS = (
+BENCH_SETTINGS = ("task", "mode", "batch", "device", "dtype", "threads")
+"""Benchmark settings under which points can be compared at all."""
+BENCH_GROUP = BENCH_SETTINGS + ("bench_id",)
+"""The points of one table (compared with each other): one setting within one ``lra-bench``
+invocation, so ratios never mix rows of two invocations (or two machines)."""
+BENCH_KEY = ("bench_id", "task", "method", "mode", "length", "batch", "device", "dtype", "threads")
+"""What identifies one benchmark point: a point re-measured within one invocation keeps its
+latest row; points of different invocations (``bench_id``) never supersede each other."""
+BENCH_LEGACY_COLUMNS = (
     ("method", "mode", "task", "length", "batch", "device", "dtype", "threads")
     + ("step_ms", "step_ms_iqr", "steps_per_s", "tokens_per_s", "peak_mb", "mem_kind", "params")
     + ("status", "error", "warmup", "repeats", "git_sha", "torch", "created")
 )
+"""The header of bench CSVs written before ``bench_id`` and ``machine`` (upgraded on append)."""
+BENCH_COLUMNS = BENCH_LEGACY_COLUMNS + ("bench_id", "machine")
+"""``bench_id``: one id per ``lra-bench`` call (UTC start time + random suffix; legacy rows:
+``legacy-...``, see :func:`lra.report.bench_tables.legacy_bench_ids`); ``machine``: a
+fingerprint of the host (CPU model, logical cores, RAM, GPUs, torch), no host or user names."""
 BENCH_STATUSES = ("ok", "oom", "timeout", "error", "skipped")
 
 
@@ -84,26 +105,92 @@ def record_path(results_dir: str | Path, run_id: str) -> Path:
     return Path(results_dir) / "runs" / f"{run_id}.json"
 
 
+def attempt_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The short form of a record kept in another record's ``attempts``."""
+    return {key: record.get(key) for key in ATTEMPT_KEYS}
+
+
 def write_record(results_dir: str | Path, record: dict[str, Any]) -> Path:
-    """Validate and store one record; return its path."""
+    """Validate and store one record; return its path.
+
+    The record of an earlier attempt of the same run id is kept in ``attempts``; an ``ok``
+    record is never replaced by a failed or diverged one: the new attempt is added to its
+    ``attempts`` instead.
+    """
     missing = [key for key in RECORD_KEYS if key not in record]
     if missing:
         raise ValueError(f"result record lacks keys: {', '.join(missing)}")
     if record["status"] not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {record['status']!r}")
     path = record_path(results_dir, record["run_id"])
+    previous = _read_record(path)
+    if previous is not None:
+        attempts = list(previous.get("attempts") or [])
+        if previous.get("status") == "ok" and record["status"] != "ok":
+            write_json_atomic(path, previous | {"attempts": attempts + [attempt_of(record)]})
+            return path
+        record = record | {"attempts": attempts + [attempt_of(previous)]}
     write_json_atomic(path, record)
     return path
 
 
-def read_records(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every record under ``<results_dir>/runs/*.json``, sorted by file name."""
-    runs = Path(results_dir) / "runs"
-    return [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))]
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """The record at ``path``, or None if it is absent or unreadable."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def check_record(record: Any) -> str | None:
+    """Why a parsed record cannot be reported (None when it can)."""
+    if not isinstance(record, dict):
+        return f"not a JSON object but {type(record).__name__}"
+    missing = [key for key in REQUIRED_KEYS if record.get(key) is None]
+    if missing:
+        return f"lacks required field(s) {missing}"
+    schema = record.get("schema") or 1
+    if not isinstance(schema, int) or schema > RECORD_SCHEMA:
+        return f"schema {schema!r} is newer than this lra reads ({RECORD_SCHEMA}); update lra"
+    if record["status"] not in STATUSES:
+        return f"status {record['status']!r} is not one of {STATUSES}"
+    return None
+
+
+def read_records(
+    results_dir: str | Path, warn: Callable[[str], None] = _warn
+) -> list[dict[str, Any]]:
+    """Every readable record under ``<results_dir>/runs/*.json``, sorted by file name.
+
+    A file that is not valid JSON or not a record (:func:`check_record`) is skipped with one
+    ``warn`` line naming it and why; reading goes on.
+    """
+    records = []
+    for path in sorted((Path(results_dir) / "runs").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as err:
+            warn(f"skipping {path}: cannot read it ({err})")
+            continue
+        except ValueError as err:
+            warn(f"skipping {path}: not valid JSON ({err})")
+            continue
+        problem = check_record(record)
+        if problem:
+            warn(f"skipping {path}: {problem}")
+            continue
+        records.append(record)
+    return records
 
 
 def records_frame(results_dir: str | Path) -> pd.DataFrame:
-    """All records as one DataFrame (one row per run id, the latest ``created`` wins)."""
+    """All readable records as one DataFrame (one row per run id, the latest ``created``
+    wins); a record of an older schema gets null for the fields it lacks."""
     rows = read_records(results_dir)
-    frame = pd.DataFrame(rows, columns=list(RECORD_KEYS) + ["history", "error"])
+    frame = pd.DataFrame(rows, columns=list(RECORD_KEYS) + list(EXTRA_KEYS))
     return latest_rows(frame, "run_id")

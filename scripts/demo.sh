@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the built-in default, from a fresh checkout: set up, generate a small ListOps,
 # train the full-attention Transformer on the CPU (experiment=smoke), print the leaderboard.
+# Records and tables go to outputs/results (git-ignored); LRA_RESULTS_DIR=results regenerates
+# the project's committed ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -15,14 +15,22 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from tasks.base import TASKS, MissingDataError, Task
+from tasks.base import TASKS, EmptySplitError, MissingDataError, Task
 from tasks.spec import TaskSpec
 
 # every module of the folder is imported, so each Task subclass registers itself in TASKS
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f"{__name__}.{_module}")
 
-__all__ = ["TASKS", "MissingDataError", "Task", "TaskSpec", "task_class", "task_from_config"]
+__all__ = [
+    "TASKS",
+    "EmptySplitError",
+    "MissingDataError",
+    "Task",
+    "TaskSpec",
+    "task_class",
+    "task_from_config",
+]
 
 
 def task_class(name: str) -> type[Task]:

@@ -23,6 +23,10 @@ class MissingDataError(FileNotFoundError):
     """Raised when a task's source files are absent; the message says how to get them."""
 
 
+class EmptySplitError(ValueError):
+    """A split of the source holds no example (e.g. a TSV with only its header)."""
+
+
 class Task(abc.ABC):
     """One LRA task built from ``cfg`` (the composed ``conf/task/<name>.yaml``).
 
@@ -85,10 +89,23 @@ class Task(abc.ABC):
     def is_prepared(self) -> bool:
         return cache.is_complete(self.cache_dir)
 
+    def source_of(self, split: str) -> str:
+        """Where the examples of ``split`` come from (a file, folder or dataset), for errors."""
+        return f"source {self.data_spec().get('source', '?')}"
+
     def prepare(self) -> Path:
-        """Make the cached arrays exist (idempotent); return the cache folder."""
+        """Make the cached arrays exist (idempotent); return the cache folder.
+
+        Raises :class:`EmptySplitError` naming the source when a split has no example: an
+        empty split would otherwise be scored as an accuracy.
+        """
         if not self.is_prepared():
             splits, summary = self.build_splits()
+            for split, arrays in splits.items():
+                if len(arrays["labels"]) == 0:
+                    raise EmptySplitError(
+                        f"{self.name}: the {split} split has no examples ({self.source_of(split)})"
+                    )
             cache.write_cache(self.cache_dir, splits, self.spec, self.data_spec(), summary)
         return self.cache_dir
 

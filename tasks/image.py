@@ -134,6 +134,10 @@ class ImageTask(Task):
         lengths = np.full(len(ds), SEQ_LEN, dtype=np.int32)
         return {"input_ids": ids, "lengths": lengths, "labels": labels}
 
+    def source_of(self, split: str) -> str:
+        hf_split = {"val": "train (hold-out)"}.get(split, split)
+        return f"{self.cfg.hf_path}:{hf_split}"
+
     def build_splits(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         seed = self.cfg.split_seed
         test = self._read("test")

@@ -161,6 +161,9 @@ class ListOps(Task):
             return self.data_dir / "generated" / f"listops-{digest}"
         return self.release_path(RELEASE_SUBDIR)
 
+    def source_of(self, split: str) -> str:
+        return str(self.tsv_paths()[split])
+
     def tsv_paths(self) -> dict[str, Path]:
         folder = self.tsv_dir()
         return {s: folder / tsv_name(s) for s in cache.SPLITS}

@@ -176,6 +176,9 @@ class Pathfinder(Task):
             return self.data_dir / "generated" / f"pathfinder{self.resolution}-{digest}"
         return self.release_path(f"pathfinder{self.resolution}")
 
+    def source_of(self, split: str) -> str:
+        return f"images under {self.image_dir()}, split {split} of the seeded 80/10/10 split"
+
     def image_dir(self) -> Path:
         """The difficulty folder (``imgs/`` and ``metadata/`` inside)."""
         return self.root_dir() / self.folder_name

@@ -178,6 +178,9 @@ class Retrieval(Task):
         """``<release_dir>/tsv_data``, or the archive's ``<release_dir>/lra_release/tsv_data``."""
         return self.release_path(RELEASE_SUBDIR)
 
+    def source_of(self, split: str) -> str:
+        return str(self.tsv_paths()[split])
+
     def tsv_paths(self) -> dict[str, Path]:
         folder = self.tsv_dir()
         return {s: folder / tsv_name(s) for s in cache.SPLITS}

@@ -62,6 +62,11 @@ class Text(Task):
             pad_id=bt.PAD_ID,
         )
 
+    def source_of(self, split: str) -> str:
+        held_out = self.val_policy == "holdout"
+        hf_split = {"val": "train (hold-out)" if held_out else "test"}.get(split, split)
+        return f"{self.cfg.hf_path}:{hf_split}"
+
     @property
     def val_policy(self) -> str:
         policy = self.cfg.val_policy

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import csv
+import getpass
+import re
+import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
+import torch
 
 import models
 from lra.bench import cli as bench
 from lra.config import compose
-from lra.records import BENCH_COLUMNS
+from lra.records import BENCH_COLUMNS, BENCH_LEGACY_COLUMNS
+from lra.report.bench_tables import legacy_bench_ids
 
 TINY = [
     "task=listops",
@@ -51,6 +57,10 @@ def test_rows_schema_and_relative_speed_in_process(tmp_path):
     )
     assert all(float(r["step_ms"]) > 0 and int(r["params"]) > 0 for r in written)
     assert rows["torch"].notna().all() and rows["device"].str.startswith("cpu:").all()
+    # one invocation id for every row of the call, and the machine's fingerprint
+    assert len({r["bench_id"] for r in written}) == 1
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", written[0]["bench_id"])
+    assert {r["machine"] for r in written} == {bench.machine_fingerprint()}
     # tokens/s is batch x length / step time
     r = rows.iloc[0]
     assert r["tokens_per_s"] == pytest.approx(2 * r["length"] * 1000 / r["step_ms"], rel=1e-3)
@@ -91,15 +101,114 @@ def test_injected_failure_is_a_status_and_the_run_goes_on(tmp_path):
     assert (table.loc[table["method"] == "transformer", "speed_vs_transformer"] == 1.0).all()
 
 
-def test_appending_runs_supersede_old_points_in_relative_table(tmp_path):
+def test_two_invocations_never_supersede_each_other(tmp_path):
     cfg = bench_cfg(tmp_path, "isolate=false", "methods=[transformer]", "lengths=[64]")
-    bench.run(cfg)
-    _, table = bench.run(cfg)
-    assert len(pd.read_csv(tmp_path / "cpu_listops.csv")) == 2
-    assert len(table) == 1
+    first, _ = bench.run(cfg)
+    second, table = bench.run(cfg)
+    frame = pd.read_csv(tmp_path / "cpu_listops.csv")
+    assert len(frame) == 2 and frame["bench_id"].nunique() == 2
+    assert list(frame["bench_id"]) == [first["bench_id"].iloc[0], second["bench_id"].iloc[0]]
+    # the same point, measured by two calls: one row per invocation in the relative table
+    assert len(table) == 2 and set(table["bench_id"]) == set(frame["bench_id"])
+    assert (table["speed_vs_transformer"] == 1.0).all()
+    assert (tmp_path / "cpu_listops_relative.md").read_text().count("### listops") == 2
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(bench.BenchError, match="other columns"):
         bench.run(bench_cfg(tmp_path, "isolate=false", "out=other"))
+
+
+def test_bench_id_and_machine_fingerprint():
+    now = datetime(2026, 11, 23, 20, 16, 45, tzinfo=timezone.utc)
+    ids = {bench.new_bench_id(now) for _ in range(20)}
+    assert len(ids) == 20 and all(i.startswith("20261123T201645Z-") for i in ids)
+    machine = bench.machine_fingerprint()
+    assert machine == bench.machine_fingerprint()  # stable
+    assert "cores" in machine and "GiB" in machine and f"torch {torch.__version__}" in machine
+    assert ("no GPU" in machine) != torch.cuda.is_available()
+    for secret in (socket.gethostname(), getpass.getuser()):
+        if len(secret) >= 4:
+            assert secret not in machine
+
+
+def legacy_row(method, length, sha, created, sps="1.5", **extra):
+    row = dict.fromkeys(BENCH_LEGACY_COLUMNS, "")
+    return row | {
+        "method": method, "mode": "step", "task": "text", "length": str(length), "batch": "1",
+        "device": "cpu:x", "dtype": "float32", "threads": "1", "steps_per_s": sps,
+        "step_ms": "666.667", "status": "ok", "warmup": "1", "repeats": "3", "git_sha": sha,
+        "torch": "2.13.0+cpu", "created": created,
+    } | extra  # fmt: skip
+
+
+def write_legacy(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=BENCH_LEGACY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+LEGACY = [
+    legacy_row("transformer_naive", 1024, "aaa", "2026-11-23T20:16:45+00:00", sps="0.0629"),
+    legacy_row("local", 1024, "aaa", "2026-11-23T20:17:00+00:00", sps="0.754748"),
+    legacy_row("transformer_naive", 1024, "bbb", "2026-11-23T20:50:26+00:00", sps="0.0549"),
+]
+
+
+def test_legacy_csv_is_upgraded_once_then_appended(tmp_path, capsys):
+    path = tmp_path / "cpu_text.csv"
+    write_legacy(path, LEGACY)
+    before = list(csv.DictReader(path.read_text().splitlines()))
+    new = {k: None for k in BENCH_COLUMNS} | {
+        "method": "transformer", "mode": "step", "task": "text", "length": 1024, "batch": 1,
+        "status": "ok", "steps_per_s": 0.1, "bench_id": "20261201T000000Z-abcdef",
+        "machine": "cpu x · 2 cores · 8 GiB · no GPU · torch 2.13.0+cpu",
+    }  # fmt: skip
+    bench.append_rows(path, [new])
+    assert "rewrote its 3 rows" in capsys.readouterr().err
+    with open(path, newline="") as f:
+        after = list(csv.DictReader(f))
+    assert tuple(after[0]) == BENCH_COLUMNS and len(after) == 4
+    # legacy rows: every cell kept as written, ids by the documented rule, machine empty
+    for old, up in zip(before, after[:3], strict=True):
+        assert {k: up[k] for k in BENCH_LEGACY_COLUMNS} == old and up["machine"] == ""
+    assert [r["bench_id"] for r in after] == [
+        "legacy-20261123T201645Z",
+        "legacy-20261123T201645Z",
+        "legacy-20261123T205026Z",
+        "20261201T000000Z-abcdef",
+    ]
+    # the ids equal those a reader assigns to the legacy file on load (same rule)
+    assert list(legacy_bench_ids(pd.DataFrame(before))) == [r["bench_id"] for r in after[:3]]
+    # a second append does not rewrite again
+    bench.append_rows(path, [new | {"length": 2048}])
+    assert "rewrote" not in capsys.readouterr().err
+    assert len(pd.read_csv(path)) == 5
+
+
+def test_render_only_of_a_legacy_csv_keeps_invocations_apart(tmp_path):
+    write_legacy(tmp_path / "cpu_text.csv", LEGACY)
+    text = bench.render_only(
+        compose("bench", ["render_only=true", "out=cpu_text", "device=cpu", f"out_dir={tmp_path}"])
+    )
+    first, second = text.split("### ")[1:]
+    assert "legacy-20261123T201645Z" in first and "legacy-20261123T205026Z" in second
+    # local vs the naive reference of its own invocation: 0.754748 / 0.0629 = 12.0x, not the
+    # 13.74x that the later invocation's reference (0.0549) would give
+    assert "| local | 0.755 (12.00×, —) |" in first
+    assert "local" not in second
+    rel = pd.read_csv(tmp_path / "cpu_text_relative.csv")
+    assert rel["bench_id"].nunique() == 2
+    # rendering reads the legacy file as it is: no rewrite
+    header = (tmp_path / "cpu_text.csv").read_text().splitlines()[0]
+    assert header == ",".join(BENCH_LEGACY_COLUMNS)
+
+
+def test_default_out_dir_is_not_the_committed_results(monkeypatch):
+    monkeypatch.delenv("LRA_RESULTS_DIR", raising=False)
+    assert compose("bench", []).out_dir == "outputs/results/bench"
+    monkeypatch.setenv("LRA_RESULTS_DIR", "/somewhere/res")
+    assert compose("bench", []).out_dir == "/somewhere/res/bench"
+    assert compose("bench", ["out_dir=results/bench"]).out_dir == "results/bench"
 
 
 def test_isolated_point_measures_peak_rss(tmp_path):

@@ -1,13 +1,26 @@
-"""The efficiency table's numbers and rendering from hand-made benchmark rows (report side)."""
+"""The efficiency table's numbers and rendering from hand-made benchmark rows (report side),
+invocations (``bench_id``) kept apart, and the legacy-id rule on the committed CSV."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from lra.config import REPO_ROOT
 from lra.records import BENCH_COLUMNS
-from lra.report.bench_tables import efficiency_frame, params_table, relative_table
+from lra.report.bench_tables import (
+    efficiency_frame,
+    legacy_bench_ids,
+    params_table,
+    read_bench_csv,
+    relative_table,
+    with_bench_ids,
+)
 from lra.report.formats import efficiency_tables, markdown
+
+COMMITTED = Path(REPO_ROOT) / "results" / "bench" / "cpu_text.csv"
 
 REFS = ["transformer_naive", "transformer"]
 
@@ -17,7 +30,7 @@ def row(method, length, sps=None, mb=None, status="ok", created="2026-01-02", **
     return base | {
         "task": "text", "mode": "step", "batch": 32, "device": "cpu:x", "dtype": "float32",
         "threads": 1, "method": method, "length": length, "steps_per_s": sps,
-        "peak_mb": mb, "status": status, "created": created,
+        "peak_mb": mb, "status": status, "created": created, "bench_id": "run1",
     } | extra  # fmt: skip
 
 
@@ -68,3 +81,93 @@ def test_params_table_flags_methods_over_the_lra_10_percent_rule():
     table = params_table(frame).set_index("method")
     assert list(table["over_10pct"]) == [False, False, True]
     assert table.loc["synthesizer", "params_vs_transformer"] == pytest.approx(1.101)
+
+
+# --------------------------------------------------------------------------- invocations
+# Two invocations of the same setting; the reference drifted 2x between them. Mixing them (the
+# latest naive row for every method) would give local 8 / 1 = 8x; within run A it is 4x.
+TWO_RUNS = pd.DataFrame(
+    [
+        row("transformer_naive", 1024, 2.0, 1000.0, created="2026-01-01T10:00", bench_id="A"),
+        row("local", 1024, 8.0, 250.0, created="2026-01-01T10:01", bench_id="A"),
+        row("transformer_naive", 1024, 1.0, 2000.0, created="2026-01-02T10:00", bench_id="B"),
+        row("performer", 1024, 3.0, 500.0, created="2026-01-02T10:01", bench_id="B"),
+    ]
+)
+
+
+def test_two_invocations_never_mix_in_ratios():
+    table = relative_table(TWO_RUNS, REFS).set_index(["bench_id", "method"])
+    assert len(table) == 4  # the naive row of A is not superseded by B's
+    assert table.loc[("A", "local"), "speed_vs_transformer_naive"] == 4.0  # not 8.0
+    assert table.loc[("A", "local"), "mem_vs_transformer_naive"] == 0.25  # not 0.125
+    assert table.loc[("B", "performer"), "speed_vs_transformer_naive"] == 3.0  # not 1.5
+    assert table.loc[("A", "transformer_naive"), "speed_vs_transformer_naive"] == 1.0
+    frame = efficiency_frame(TWO_RUNS.assign(machine=["m1", "m1", "m2", "m2"]), REFS)
+    first, second = efficiency_tables(frame, REFS)
+    assert "invocation A, started 2026-01-01 10:00 UTC · machine: m1" in first.title
+    assert "invocation B, started 2026-01-02 10:00 UTC · machine: m2" in second.title
+    assert first.label != second.label
+    assert "| local | 8 (4.00×, —) |" in markdown(first)
+    assert "local" not in markdown(second) and "| performer | 3 (3.00×, —) |" in markdown(second)
+
+
+def test_a_point_re_measured_within_one_invocation_keeps_its_latest_row():
+    again = row("local", 1024, 6.0, 250.0, created="2026-01-01T10:05", bench_id="A")
+    table = relative_table(pd.concat([TWO_RUNS, pd.DataFrame([again])]), REFS)
+    local = table[table["method"] == "local"]
+    assert len(local) == 1 and local["speed_vs_transformer_naive"].iloc[0] == 3.0
+
+
+def legacy(method, length, sha="s1", created="2026-11-23T20:16:45+00:00", **extra):
+    return row(method, length, 1.0, 100.0, created=created, git_sha=sha, bench_id=None) | extra
+
+
+def test_legacy_ids_split_where_the_commit_changes_or_a_point_repeats():
+    frame = pd.DataFrame(
+        [
+            legacy("transformer", 1024),
+            legacy("local", 1024, created="2026-11-23T20:17:00+00:00"),
+            # the commit changes: a new invocation
+            legacy("local", 2048, sha="s2", created="2026-11-23T21:00:00+00:00"),
+            # local 2048 again at the same commit: a new invocation
+            legacy("local", 2048, sha="s2", created="2026-11-23T21:05:00+00:00"),
+            # a repeat starting in the same second as the last start; then a row without a date
+            legacy("local", 2048, sha="s2", created="2026-11-23T21:05:00+00:00"),
+            legacy("transformer", 1024, sha="s3", created=None),
+        ]
+    )
+    ids = list(legacy_bench_ids(frame))
+    assert ids == [
+        "legacy-20261123T201645Z",
+        "legacy-20261123T201645Z",
+        "legacy-20261123T210000Z",
+        "legacy-20261123T210500Z",
+        "legacy-20261123T210500Z-2",
+        "legacy-row6",
+    ]
+    assert list(legacy_bench_ids(frame.astype(str).replace("None", ""))) == ids  # text read
+    # rows that have an id keep it; only the others get legacy ids
+    mixed = with_bench_ids(frame.assign(bench_id=["x", None, None, None, None, None]))
+    assert list(mixed["bench_id"]) == ["x", *legacy_bench_ids(frame.iloc[1:])]
+
+
+def test_committed_cpu_text_csv_splits_into_its_two_runs():
+    frame = read_bench_csv(COMMITTED)
+    runs = list(dict.fromkeys(frame["bench_id"]))
+    assert runs == ["legacy-20261123T201645Z", "legacy-20261123T205026Z"]
+    first, second = (frame[frame["bench_id"] == r] for r in runs)
+    assert len(first) == 48 and len(second) == 52
+    assert first["method"].nunique() == 12 and second["method"].nunique() == 13
+    # zoo II re-measured both references as its own; every other method is in one run only
+    both = set(first["method"]) & set(second["method"])
+    assert both == {"transformer", "transformer_naive"}
+    # the boundary is where git_sha changes and where transformer_naive 1024 repeats
+    assert first["git_sha"].nunique() == second["git_sha"].nunique() == 1
+    assert second.iloc[0][["method", "length"]].tolist() == ["transformer_naive", 1024]
+    # ratios within the first run: local at 4K is 12.0x transformer_naive (13.74x mixed)
+    eff = efficiency_frame(frame, REFS)
+    local = eff[(eff["method"] == "local") & (eff["length"] == 4096)]
+    assert len(local) == 1
+    assert local["speed_vs_transformer_naive"].iloc[0] == pytest.approx(12.0, abs=0.005)
+    assert local["bench_id"].iloc[0] == runs[0]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lra.config import build_task
-from tasks import MissingDataError
+from tasks import EmptySplitError, MissingDataError
 from tasks import listops_gen as gen
 from tasks.listops import VOCAB, ListOps, read_tsv, tokenize
 
@@ -185,3 +185,14 @@ def test_missing_release_says_how_to_get_it(tmp_path):
     assert str(tmp_path / "lra_release" / "listops-1000") in str(err.value)
     with pytest.raises(MissingDataError):
         task.split("train")
+
+
+def test_header_only_split_is_an_error_naming_the_file(tmp_path):
+    folder = tmp_path / "lra_release" / "listops-1000"
+    _write_release(folder)
+    (folder / "basic_val.tsv").write_text("Source\tTarget\r\n")  # header, no example
+    task = build_task("listops", data_dir=tmp_path, source="release", seq_len=128)
+    with pytest.raises(EmptySplitError, match="val split has no examples") as err:
+        task.prepare()
+    assert str(folder / "basic_val.tsv") in str(err.value)
+    assert not task.is_prepared()  # nothing cached, so no run can score the empty split

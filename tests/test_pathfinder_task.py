@@ -182,8 +182,9 @@ def test_pathx_defaults_and_sequence_length(tmp_path):
     task = build_task("pathx", data_dir=tmp_path)
     assert (task.resolution, task.difficulty, task.folder_name) == (128, "hard", FOLDER)
     assert task.spec.max_len == 16384 and task.spec.name == "pathx"
-    easy = build_task("pathx", data_dir=tmp_path, source="generate", difficulty="easy",
-                      num_images=3)  # fmt: skip
+    easy = build_task(
+        "pathx", data_dir=tmp_path, source="generate", difficulty="easy", num_images=10
+    )  # fmt: skip  (80/10/10: no split may be empty)
     easy.progress, easy.workers = False, 1
     easy.prepare()
     item = easy.split("train")[0]

@@ -1,4 +1,5 @@
-"""Plots: files are written for real-format frames, slopes are right, empty inputs write nothing."""
+"""Plots: files are written for real-format frames, slopes are right, one figure per bench
+invocation, the bubble chart averages one common task set, empty inputs write nothing."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ LENGTHS = (256, 512, 1024, 2048)
 GROUP = {"task": "text", "mode": "step", "batch": 4, "device": "cpu:test", "dtype": "float32"}
 
 
-def bench_row(method: str, length: int, step_ms: float | None, status: str = "ok") -> dict:
+def bench_row(
+    method: str, length: int, step_ms: float | None, status: str = "ok", bench_id: str = "run1"
+) -> dict:
     """One row in the column layout of ``results/bench/*.csv``."""
     ok = status == "ok"
     return {
+        "bench_id": bench_id,
         "method": method,
         **GROUP,
         "length": length,
@@ -41,7 +45,9 @@ def bench() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_row(task, model, seed, status, test_acc, curve=(0.3, 0.5, 0.6), protocol="lra") -> dict:
+def run_row(
+    task, model, seed, status, test_acc, curve=(0.3, 0.5, 0.6), protocol="lra", **extra
+) -> dict:
     history = [{"step": 10 * (i + 1), "train_loss": 1.0, "val_acc": a} for i, a in enumerate(curve)]
     return {
         "run_id": f"{task}-{model}-s{seed}",
@@ -52,7 +58,7 @@ def run_row(task, model, seed, status, test_acc, curve=(0.3, 0.5, 0.6), protocol
         "test_acc": test_acc,
         "history": history,
         "config": {"protocol": protocol},
-    }
+    } | extra
 
 
 @pytest.fixture
@@ -70,9 +76,8 @@ def runs() -> pd.DataFrame:
 
 
 def capture_figures(monkeypatch) -> dict:
-    """Record each saved figure's legend labels and axis labels by file stem."""
+    """Record each figure's legend, labels and artists by file stem, instead of saving it."""
     seen = {}
-    save = plots._save
 
     def spy(fig, where, stem):
         ax = fig.axes[0]
@@ -80,10 +85,13 @@ def capture_figures(monkeypatch) -> dict:
         seen[stem] = {
             "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
             "xlabel": ax.get_xlabel(),
+            "title": ax.get_title("left"),
+            "lines": [line.get_label() for line in ax.get_lines() if len(line.get_xdata())],
             "texts": [t.get_text() for t in ax.texts],
             "offsets": [c.get_offsets().tolist() for c in ax.collections],
         }
-        return save(fig, where, stem)
+        plots.plt.close(fig)
+        return [where / f"{stem}.png"]
 
     monkeypatch.setattr(plots, "_save", spy)
     return seen
@@ -94,8 +102,8 @@ def test_every_plot_is_written_as_png_and_pdf(runs, bench, tmp_path):
     names = {p.name for p in paths}
     slug = "text_step_b4_cpu-test_float32_t2"
     for stem in (
-        f"bench_time_{slug}",
-        f"bench_memory_{slug}",
+        f"bench_time_{slug}_run1",
+        f"bench_memory_{slug}_run1",
         f"lra_bubble_lra_{slug}",
         "learning_lra_listops",
         "learning_lra_text",
@@ -112,7 +120,7 @@ def test_every_plot_is_written_as_png_and_pdf(runs, bench, tmp_path):
 def test_slopes_in_legend_and_bad_points_left_out(runs, bench, tmp_path, monkeypatch):
     seen = capture_figures(monkeypatch)
     write_plots(runs, bench, tmp_path)
-    legend = seen["bench_time_text_step_b4_cpu-test_float32_t2"]["legend"]
+    legend = seen["bench_time_text_step_b4_cpu-test_float32_t2_run1"]["legend"]
     assert "transformer (slope 2.00, oom from n=2048)" in legend
     assert "local (slope 1.00)" in legend
     assert "single (1 pt, timeout from n=512)" in legend
@@ -128,7 +136,9 @@ def test_loglog_slope():
     assert loglog_slope([256, 512, 1024], [0.0, 2.0, 4.0]) == pytest.approx(1.0)
 
 
-def test_bubble_speed_relative_and_accuracy_averaged_over_tasks(runs, bench, tmp_path, monkeypatch):
+def test_bubble_speed_relative_and_accuracy_over_the_common_tasks(
+    runs, bench, tmp_path, monkeypatch
+):
     seen = capture_figures(monkeypatch)
     write_plots(runs, bench, tmp_path)
     fig = seen["lra_bubble_lra_text_step_b4_cpu-test_float32_t2"]
@@ -136,14 +146,82 @@ def test_bubble_speed_relative_and_accuracy_averaged_over_tasks(runs, bench, tmp
     assert "n=1024" in fig["xlabel"] and "relative to transformer" in fig["xlabel"]
     offsets = dict(zip([t.split()[0] for t in fig["texts"]], fig["offsets"], strict=True))
     assert set(offsets) == {"local", "transformer"}  # single: no ok run; broken: no bench point
-    # transformer: mean(mean(0.40, 0.30), 0.60) = 0.475; local: 0.20 (its diverged seed ignored)
-    assert offsets["transformer"][0] == pytest.approx([1.0, 47.5])
+    # local has only ListOps, so both average ListOps only: transformer mean(0.40, 0.30),
+    # not mean(0.35, Text 0.60); local 0.20 (its diverged seed ignored)
+    assert offsets["transformer"][0] == pytest.approx([1.0, 35.0])
     speedup = (1e-3 * 1024**2) / (0.5 * 1024)
     assert offsets["local"][0] == pytest.approx([speedup, 20.0])
-    assert any("2 tasks" in t for t in fig["texts"])
+    assert "mean over ListOps)" in fig["title"] and "invocation run1" in fig["title"]
 
 
-def test_bubble_skipped_without_overlap(bench, tmp_path):
+def test_bubble_skipped_when_no_task_is_common(bench, tmp_path, capsys, monkeypatch):
+    capture_figures(monkeypatch)
+    runs = pd.DataFrame(
+        [run_row("listops", "transformer", 0, "ok", 0.4), run_row("text", "local", 0, "ok", 0.6)]
+    )
+    names = {p.name for p in write_plots(runs, bench, tmp_path)}
+    assert not any(n.startswith("lra_bubble") for n in names)
+    err = capsys.readouterr().err
+    assert "skipped" in err and "local: text" in err and "transformer: listops" in err
+
+
+def test_bubble_points_per_row_label(bench, tmp_path, monkeypatch):
+    seen = capture_figures(monkeypatch)
+    runs = pd.DataFrame(
+        [
+            run_row("listops", "local", 0, "ok", 0.2, row="local · lr=1e-3"),
+            run_row("listops", "local", 0, "ok", 0.3, row="local · lr=3e-3"),
+            run_row("listops", "transformer", 0, "ok", 0.4, row="transformer"),
+        ]
+    )
+    write_plots(runs, bench, tmp_path)
+    fig = seen["lra_bubble_lra_text_step_b4_cpu-test_float32_t2"]
+    labels = [t.split("\n")[0] for t in fig["texts"]]
+    assert labels == ["local · lr=1e-3", "local · lr=3e-3", "transformer"]
+    speedup = (1e-3 * 1024**2) / (0.5 * 1024)
+    flat = [x for o in fig["offsets"] for x in o[0]]
+    assert flat == pytest.approx([speedup, 20.0, speedup, 30.0, 1.0, 40.0])
+
+
+def two_invocations() -> pd.DataFrame:
+    """run1: transformer and local; run2 (later, 2x slower machine): transformer only."""
+    rows = [bench_row("transformer", n, 1e-3 * n**2, bench_id="run1") for n in LENGTHS[:2]]
+    rows += [bench_row("local", n, 0.5 * n, bench_id="run1") for n in LENGTHS[:2]]
+    rows += [bench_row("transformer", n, 2e-3 * n**2, bench_id="run2") for n in LENGTHS[:2]]
+    frame = pd.DataFrame(rows)
+    frame["created"] = [f"2026-01-01T00:0{i}" for i in range(4)] + ["2026-01-02T00:00"] * 2
+    return frame
+
+
+def test_one_scaling_figure_per_invocation(runs, tmp_path, monkeypatch):
+    seen = capture_figures(monkeypatch)
+    write_plots(runs, two_invocations(), tmp_path)
+    slug = "text_step_b4_cpu-test_float32_t2"
+    time_figs = sorted(stem for stem in seen if stem.startswith("bench_time_"))
+    assert time_figs == [f"bench_time_{slug}_run1", f"bench_time_{slug}_run2"]
+    assert seen[f"bench_time_{slug}_run1"]["lines"] == [
+        "transformer (slope 2.00)",
+        "local (slope 1.00)",
+    ]
+    assert seen[f"bench_time_{slug}_run2"]["lines"] == ["transformer (slope 2.00)"]
+    assert "invocation run2 (2026-01-02 00:00 UTC)" in seen[f"bench_time_{slug}_run2"]["title"]
+    # the bubble chart takes speed and memory from one invocation: run1 covers both models
+    bubble = seen[f"lra_bubble_lra_{slug}"]
+    assert "invocation run1" in bubble["title"]
+    offsets = dict(zip([t.split()[0] for t in bubble["texts"]], bubble["offsets"], strict=True))
+    assert offsets["local"][0][0] == pytest.approx((1e-3 * 512**2) / (0.5 * 512))  # not 2x
+
+
+def test_family_colours_and_distinct_markers():
+    styles = plots._family_styles(["transformer", "transformer_naive", "local", "sparse", "new"])
+    assert styles["transformer"]["color"] == styles["transformer_naive"]["color"]
+    assert styles["transformer"]["marker"] != styles["transformer_naive"]["marker"]
+    assert styles["local"]["color"] != styles["transformer"]["color"]
+    assert plots.family_of("new") == "other"
+
+
+def test_bubble_skipped_without_overlap(bench, tmp_path, monkeypatch):
+    capture_figures(monkeypatch)
     runs = pd.DataFrame([run_row("text", "performer", 0, "ok", 0.6)])
     names = {p.name for p in write_plots(runs, bench, tmp_path)}
     assert not any(n.startswith("lra_bubble") for n in names)

@@ -4,6 +4,8 @@ runs, best marks, published rows, LaTeX/HTML/CSV outputs, the plots and wandb ho
 from __future__ import annotations
 
 import csv
+import functools
+import json
 import re
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import types
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from lra.config import compose
 from lra.records import BENCH_COLUMNS as COLUMNS
@@ -30,9 +33,21 @@ from lra.report.tables import leaderboard_frame, published_frame, read_published
 TASKS = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
 
 
-def make_record(run_id, task, model, seed, acc, status="ok", protocol="lra", created="2026-01-01"):
+@functools.cache
+def composed(task: str, model: str, protocol: str, overrides: tuple[str, ...]) -> str:
+    """The resolved config of ``lra-train task=<task> model=<model> [experiment] [overrides]``."""
+    extra = [f"experiment={protocol}"] if protocol != "lra" else []
+    cfg = compose("train", [f"task={task}", f"model={model}", *extra, *overrides])
+    return json.dumps(OmegaConf.to_container(cfg, resolve=True))
+
+
+def make_record(
+    run_id, task, model, seed, acc, status="ok", protocol="lra", created="2026-01-01",
+    overrides=(), val=None,
+):  # fmt: skip
     record = dict.fromkeys(RECORD_KEYS)
     record.update(
+        schema=2,
         run_id=run_id,
         created=created,
         task=task,
@@ -40,7 +55,8 @@ def make_record(run_id, task, model, seed, acc, status="ok", protocol="lra", cre
         seed=seed,
         status=status,
         test_acc=acc,
-        config={"protocol": protocol},
+        val_acc=val,
+        config=json.loads(composed(task, model, protocol, tuple(overrides))) | {"seed": seed},
     )
     return record
 
@@ -307,7 +323,7 @@ def bench_row(method, length, steps, peak_mb, params, status="ok", created="2026
     row.update(method=method, mode="step", task="text", length=length, batch=1, device="cpu")
     row.update(dtype="float32", threads=1, steps_per_s=steps, peak_mb=peak_mb, params=params)
     row.update(step_ms=None if steps is None else 1000 / steps, mem_kind="rss", status=status)
-    return row | {"created": created}
+    return row | {"created": created, "bench_id": "b1"}
 
 
 def write_bench(path, rows):
@@ -413,3 +429,120 @@ def test_reporting_never_imports_torch_models_or_tasks(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "loaded: []" in done.stdout
     assert (tmp_path / "out" / "plots").is_dir() and (tmp_path / "out" / "efficiency.md").is_file()
+
+
+# --------------------------------------------------------------------------- configurations
+def write_all(tmp_path, records):
+    for record in records:
+        write_record(tmp_path, record)
+    return tmp_path
+
+
+def test_configurations_are_rows_never_pooled_as_seeds(tmp_path):
+    lr = ("task.optim.lr=0.001",)
+    write_all(
+        tmp_path,
+        [
+            make_record("p0", "listops", "performer", 0, 0.30),
+            make_record("p1", "listops", "performer", 1, 0.32),
+            make_record("q0", "listops", "performer", 0, 0.10, overrides=lr),  # same seed
+            make_record("o0", "listops", "performer", 0, 0.20, overrides=("model.nb_features=64",)),
+            # the device a run used does not make another configuration
+            make_record("g2", "listops", "performer", 2, 0.34, overrides=("trainer.device=cpu",)),
+        ],
+    )
+    runs = load_runs(tmp_path)
+    assert runs["fingerprint"].nunique() == 3
+    wide = leaderboard_frame(runs, TASKS).set_index("model")
+    assert wide.loc["performer", "listops_n"] == 3  # seeds 0, 1, 2 of the recipe
+    assert wide.loc["performer", "listops_mean"] == pytest.approx(32.0)
+    assert wide.loc["performer · nb_features=64", "listops_n"] == 1  # a method option: lra
+    assert wide.loc["performer · nb_features=64", "protocol"] == "lra"
+    assert wide.loc["performer · lr=0.001", "protocol"] == "custom"  # a recipe value
+    assert wide.loc["performer · lr=0.001", "listops_mean"] == pytest.approx(10.0)
+
+
+def test_custom_recipes_and_capped_evaluation_never_sit_beside_published_rows(tmp_path):
+    write_all(
+        tmp_path,
+        [
+            make_record("a", "listops", "transformer", 0, 0.36),
+            make_record(
+                "b", "listops", "transformer", 0, 0.125, overrides=("task.optim.steps=20",)
+            ),
+            make_record(
+                "c", "listops", "linear", 0, 0.5, overrides=("trainer.max_eval_batches=1",)
+            ),
+            make_record("d", "listops", "linear", 0, 0.4, protocol="smoke"),
+            make_record("e", "listops", "linear", 1, 0.4, protocol="smoke"),
+            make_record(
+                "f", "listops", "linear", 1, 0.2, protocol="smoke", overrides=("task.optim.lr=1",)
+            ),
+        ],
+    )
+    (tmp_path / "published.csv").write_text(PUBLISHED)
+    out = tmp_path / "out"
+    text = write_report(
+        tmp_path, out, TASKS, published_csv=tmp_path / "published.csv", published_sources=["paper"]
+    )
+    sections = {s.split("\n", 1)[0]: s for s in text.split("## protocol: ")[1:]}
+    assert set(sections) == {"lra", "custom", "smoke", "smoke-custom"}
+    assert "| paper |" in sections["lra"] and "| paper |" not in sections["custom"]
+    assert "transformer · steps=20" in sections["custom"]
+    assert "linear · max_eval_batches=1" in sections["custom"]
+    assert "recipe (`task.*`) differs" in sections["custom"]
+    assert "40.00 ± 0.00 (n=2)" in sections["smoke"]  # two seeds of the smoke recipe
+    assert "linear · lr=1" in sections["smoke-custom"]
+
+
+def test_select_on_val_picks_by_validation_and_reports_test(tmp_path):
+    def rec(name, seed, val, test, lr=None, task="image"):
+        extra = (f"task.optim.lr={lr}",) if lr else ()
+        return make_record(name, task, "performer", seed, test, overrides=extra, val=val)
+
+    write_all(
+        tmp_path,
+        [
+            rec("r0", 0, 0.40, 0.41),
+            rec("r1", 1, 0.42, 0.43),
+            rec("a0", 0, 0.50, 0.30, lr=0.001),  # best val, worse test: still chosen
+            rec("a1", 1, 0.52, 0.32, lr=0.001),
+            rec("b0", 0, 0.30, 0.60, lr=0.1),  # best test, never chosen
+            rec("t0", 0, 0.70, 0.70, task="text"),
+        ],
+    )
+    out = tmp_path / "out"
+    text = write_report(tmp_path, out, TASKS, published_csv=None, select="val")
+    section = text.split("## protocol: lra, selected on val")[1]
+    assert "31.00 ± 1.41 (n=2) [lr=0.001]" in section
+    assert "Text: val is the test split" in section
+    assert "| paper |" not in section and "60.00" not in section
+    board = pd.read_csv(out / "leaderboard.csv")
+    chosen = board[board["protocol"] == "lra, selected on val"].iloc[0]
+    assert chosen["image_choice"] == "performer · lr=0.001"
+    with pytest.raises(ReportError, match="select"):
+        write_report(tmp_path, out, TASKS, published_csv=None, select="test")
+
+
+def test_selection_callback_prints_what_select_val_writes(tmp_path, capsys):
+    from lra.report.callbacks import SelectionTable
+
+    write_record(tmp_path, make_record("a", "image", "linear", 0, 0.3, val=0.5))
+    write_record(
+        tmp_path,
+        make_record("b", "image", "linear", 0, 0.9, val=0.1, overrides=("task.optim.lr=0.1",)),
+    )
+    SelectionTable().on_multirun_end(OmegaConf.create({"results_dir": str(tmp_path)}))
+    printed = capsys.readouterr().out
+    assert "## protocol: lra, selected on val" in printed and "30.00 (n=1)" in printed
+    assert "90.00" not in printed
+
+
+def test_configs_without_a_recipe_to_compare_stay_apart(tmp_path):
+    a = make_record("a", "listops", "linear", 0, 0.3) | {"task": "mytask"}
+    b = make_record("b", "listops", "linear", 0, 0.5, overrides=("task.optim.lr=0.1",))
+    b = b | {"task": "mytask"}
+    write_all(tmp_path, [a, b])
+    runs = load_runs(tmp_path)
+    assert set(runs["protocol"]) == {"custom"}  # nothing to show it follows a recipe
+    assert runs["row"].nunique() == 2 and all("config unknown" in r for r in runs["row"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 
@@ -130,3 +131,18 @@ def test_single_failing_run_exits_non_zero(tiny_overrides, tmp_path):
     assert proc.returncode != 0
     (record,) = read_records(tmp_path / "results")
     assert record["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_lr_search_ends_with_the_table_selected_on_val(tiny_overrides, tmp_path):
+    grid = ["+sweep=lr_search", "task.optim.lr=0.001,0.02", "hydra/launcher=joblib"]
+    proc = _multirun([*tiny_overrides, *grid], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_records(tmp_path / "results")
+    best = max(records, key=lambda r: r["val_acc"])
+    lr = best["config"]["task"]["optim"]["lr"]
+    assert "## protocol: smoke, selected on val" in proc.stdout
+    # the chosen lr is named beside its test accuracy (with the tiny recipe's other changes)
+    cell = re.search(r"\d+\.\d\d \(n=1\) \[[^\]]*\]", proc.stdout).group(0)
+    assert cell.startswith(f"{100 * best['test_acc']:.2f} (n=1) [")
+    assert f" lr={lr:g}," in cell or f"[lr={lr:g}," in cell or f" lr={lr:g}]" in cell

@@ -40,6 +40,7 @@ def test_record_has_schema_and_provenance(tiny_overrides, tmp_path):
     assert record["config"]["task"]["optim"]["steps"] == 30
     assert record["device"].startswith("cpu") and record["dtype"] == "float32"
     assert record["params"] > 0 and record["peak_mem_mb"] > 0
+    assert record["n_val"] == 64 and record["n_test"] == 64 and record["schema"] == 2
     on_disk = read_records(tmp_path / "results")
     assert [r["run_id"] for r in on_disk] == [record["run_id"]]
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "last.pt").is_file()
@@ -201,6 +202,9 @@ def test_cli_missing_release_data_says_how_to_get_it(tmp_path):
     )
     assert result.returncode == 1
     assert "lra-data" in result.stderr and "Traceback" not in result.stderr
+    (record,) = read_records(tmp_path)  # the failure before training is recorded too
+    assert record["status"] == "failed" and "MissingDataError" in record["error"]
+    assert record["steps"] is None and record["test_acc"] is None
 
 
 @pytest.mark.parametrize(("model", "full_length"), [("transformer", False), ("bigbird", True)])
@@ -220,3 +224,9 @@ def test_batches_are_trimmed_unless_the_pattern_depends_on_length(
     train.run(cfg, tmp_path / "run")
     seq_len = cfg.task.seq_len  # smoke: 128; generated sequences are at most 127 tokens
     assert (set(widths) == {seq_len}) == full_length, widths
+
+
+def test_capped_evaluation_is_counted_in_the_record(tiny_overrides, tmp_path):
+    cfg = compose("train", tiny_overrides + ["trainer.max_eval_batches=1"])
+    record = train.run(cfg, tmp_path / "run")
+    assert record["n_val"] == record["n_test"] == 32  # one batch of the smoke batch size

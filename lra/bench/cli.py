@@ -12,14 +12,20 @@ counted is in :mod:`lra.bench.worker`. Every point runs in its own fresh process
 past ``timeout_s`` is killed and recorded without stopping the run). Once a point ends ``oom``
 or ``timeout``, the longer lengths of the same method, mode and batch are ``skipped``.
 
-Writes (``out_dir``, default ``results/bench/``; file stem ``out``, default
-``<device type>_<task>``):
+Writes (``out_dir``, default ``$LRA_RESULTS_DIR/bench`` or, without that variable,
+``outputs/results/bench`` (git-ignored); the committed tables only with
+``out_dir=results/bench``; file stem ``out``, default ``<device type>_<task>``):
 
 * ``<out>.csv``: one tidy row per point (:data:`lra.records.BENCH_COLUMNS`), appended, so
-  several runs build one table; a re-measured point supersedes its older rows.
-* ``<out>_relative.csv`` / ``.md``: per length, speed (steps/s ratio) and peak-memory ratio of
-  each method versus each of ``references`` (``transformer_naive`` and ``transformer``), as the
-  relative numbers of LRA Table 2 (Tay et al. 2021, §3.4), and parameters with LRA's 10 % rule.
+  several runs share one file. Every row carries the id of its ``lra-bench`` call
+  (``bench_id``: UTC start + random suffix, :func:`new_bench_id`) and the host's fingerprint
+  (``machine``, :func:`machine_fingerprint`). A CSV with the header of before these columns is
+  rewritten once with the new header (its rows get ``legacy-...`` ids by
+  :func:`lra.report.bench_tables.legacy_bench_ids`, ``machine`` empty), then appended to.
+* ``<out>_relative.csv`` / ``.md``: per invocation and length, speed (steps/s ratio) and
+  peak-memory ratio of each method versus each of ``references`` (``transformer_naive`` and
+  ``transformer``) measured in the same invocation, as the relative numbers of LRA Table 2
+  (Tay et al. 2021, §3.4), and parameters with LRA's 10 % rule.
   The numbers and their rendering are the report's (:mod:`lra.report.bench_tables`,
   :func:`lra.report.formats.efficiency_tables`), so ``lra-bench`` and ``lra-report`` print the
   same table. The Markdown is printed too; ``render_only=true`` rewrites these two files from
@@ -32,6 +38,9 @@ import csv
 import dataclasses
 import json
 import os
+import platform
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,8 +61,8 @@ from lra import runtime
 from lra.bench.worker import RESULT_KEYS, measure_point, rss_mb
 from lra.config import CONF_DIR, default_data_dir, load_group
 from lra.provenance import device_label, git_sha
-from lra.records import BENCH_COLUMNS
-from lra.report.bench_tables import efficiency_frame
+from lra.records import BENCH_COLUMNS, BENCH_LEGACY_COLUMNS
+from lra.report.bench_tables import efficiency_frame, read_bench_csv, with_bench_ids
 from lra.report.formats import efficiency_tables, markdown
 
 if TYPE_CHECKING:
@@ -138,12 +147,13 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if cfg.mode not in (*MODES, "both"):
         raise BenchError(f"mode must be one of step, attention, both; got {cfg.mode!r}")
     modes = list(MODES) if cfg.mode == "both" else [cfg.mode]
-    lengths = sorted(_positive_ints("lengths", cfg.lengths))
+    lengths = sorted(set(_positive_ints("lengths", cfg.lengths)))
     task_cfg = cfg.task  # conf/task/<task>.yaml, composed by Hydra with its overrides
     backbone = recipe_backbone(task_cfg)
     batches = _positive_ints(
         "batch_sizes", cfg.batch_sizes if cfg.batch_sizes is not None else task_cfg.optim.batch_size
     )
+    batches = list(dict.fromkeys(batches))  # one invocation measures each point once
     if cfg.dtype not in ("auto", *runtime.PRECISIONS):
         choices = ", ".join(runtime.PRECISIONS)
         raise BenchError(f"dtype must be one of auto, {choices}; got {cfg.dtype!r}")
@@ -199,6 +209,68 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         for length in lengths
     ]
     return points, common
+
+
+# --------------------------------------------------------------------------- provenance
+def new_bench_id(now: datetime | None = None) -> str:
+    """The id of one ``lra-bench`` call: UTC start and a random suffix, ``20261123T201645Z-3fa9c2``."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _ram_gib() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gpu_names() -> list[str]:
+    """The GPUs of the host: ``nvidia-smi`` (all of them, no CUDA context in this process);
+    torch's visible devices when it is missing; none without CUDA."""
+    if not torch.cuda.is_available():
+        return []
+    if smi := shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                [smi, "--query-gpu=name", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=30, check=True,
+            ).stdout  # fmt: skip
+            names = [" ".join(n.split()) for n in out.splitlines() if n.strip()]
+            if names:
+                return names
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def machine_fingerprint() -> str:
+    """What the host is, short and stable, without host or user names: CPU model, logical
+    cores, total RAM (GiB), GPU names (``2x NVIDIA H200``) or ``no GPU``, torch version, e.g.
+    ``AMD EPYC 7B13 · 2 cores · 8 GiB · no GPU · torch 2.13.0+cpu``."""
+    ram = _ram_gib()
+    gpus = _gpu_names()
+    counts = {name: gpus.count(name) for name in dict.fromkeys(gpus)}
+    gpu = " + ".join(f"{k}x {n}" if k > 1 else n for n, k in counts.items()) or "no GPU"
+    parts = [_cpu_model(), f"{os.cpu_count() or '?'} cores"]
+    parts += [f"{ram} GiB" if ram is not None else "? GiB", gpu, f"torch {torch.__version__}"]
+    return " · ".join(parts)
 
 
 # --------------------------------------------------------------------------- running points
@@ -276,15 +348,53 @@ def _format(value: Any) -> Any:
     return value
 
 
+def upgrade_legacy_csv(path: Path) -> int:
+    """Rewrite a CSV with the header of before ``bench_id``/``machine`` in the current one.
+
+    Every cell is kept as written; ``bench_id`` comes from
+    :func:`lra.report.bench_tables.legacy_bench_ids` (``legacy-...``), ``machine`` stays empty.
+    The file is replaced atomically. Returns the number of rows.
+    """
+    old = pd.read_csv(path, dtype=str, keep_default_na=False)
+    new = with_bench_ids(old)
+    new["machine"] = ""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=BENCH_COLUMNS)
+        writer.writeheader()
+        for row in new.to_dict("records"):
+            writer.writerow({k: row.get(k, "") for k in BENCH_COLUMNS})
+    os.replace(tmp, path)
+    return len(new)
+
+
+def _is_legacy_header(header: list[str]) -> bool:
+    """A header of lra-bench before ``bench_id``: only known columns, all of the old ones."""
+    return "bench_id" not in header and set(BENCH_LEGACY_COLUMNS) <= set(header) <= set(
+        BENCH_COLUMNS
+    )
+
+
 def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append rows to the CSV at ``path`` (header written once; a different header is an error)."""
+    """Append rows to the CSV at ``path`` (header written once). A CSV with the legacy header
+    (no ``bench_id``/``machine``) is first rewritten with the current one
+    (:func:`upgrade_legacy_csv`); any other header is an error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     exists = path.is_file() and path.stat().st_size > 0
     if exists:
         with open(path, newline="") as f:
             header = next(csv.reader(f), [])
         if tuple(header) != BENCH_COLUMNS:
-            raise BenchError(f"{path} has other columns ({header}); pick another out= or move it")
+            if not _is_legacy_header(header):
+                raise BenchError(
+                    f"{path} has other columns ({header}); pick another out= or move it"
+                )
+            n = upgrade_legacy_csv(path)
+            print(
+                f"note: {path} had the header of before bench_id/machine; rewrote its {n} rows "
+                "with the current header (legacy-... invocation ids, machine empty)",
+                file=sys.stderr,
+            )
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=BENCH_COLUMNS)
         if not exists:
@@ -297,9 +407,10 @@ def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 def write_relative(rows_csv: Path, references: list[str]) -> str:
     """Write ``<stem>_relative.csv`` and ``.md`` next to ``rows_csv``; return the Markdown.
 
-    The table is the report's efficiency table over the rows of this one CSV.
+    The table is the report's efficiency table over the rows of this one CSV: one table per
+    setting and invocation (``bench_id``; legacy rows get theirs on reading).
     """
-    frame = efficiency_frame(pd.read_csv(rows_csv), references)
+    frame = efficiency_frame(read_bench_csv(rows_csv), references)
     stem = rows_csv.with_suffix("")
     frame.to_csv(f"{stem}_relative.csv", index=False, float_format="%.4g")
     parts = [f"### {t.title}\n\n{markdown(t)}\n" + "".join(f"\n{n}\n" for n in t.notes)
@@ -334,9 +445,12 @@ def render_only(cfg: DictConfig) -> str:
 def run(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Measure every point of ``cfg`` (``conf/bench.yaml``), append the rows, write the tables.
 
+    Every row gets this call's ``bench_id`` and the ``machine`` fingerprint.
     Returns ``(rows of this run, relative table over the whole CSV)``.
     """
     points, common = plan(cfg)
+    common |= {"bench_id": new_bench_id(), "machine": machine_fingerprint()}
+    print(f"lra-bench: invocation {common['bench_id']} on {common['machine']}", file=sys.stderr)
     references = list(_plain(cfg.references))
     paths = output_paths(cfg, torch.device(points[0]["device"]).type)
     timeout = float(cfg.timeout_s) if cfg.timeout_s else None

@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from lra.config import CONF_DIR
 from lra.records import BENCH_KEY, RECORD_KEYS, latest_rows, records_frame
 from lra.report.bench_tables import efficiency_frame
+from lra.report.configs import CUSTOM, annotate
 from lra.report.formats import (
     MISSING,
     Table,
@@ -53,16 +54,21 @@ from lra.report.tables import (
     LRA_TASKS,
     PUBLISHED_CSV,
     PUBLISHED_EFFICIENCY_CSV,
+    SELECTED,
+    TASK_TITLES,
     leaderboard_frame,
     published_frame,
     read_published,
     read_published_efficiency,
+    selected_frame,
     summarise_cell,
-    with_protocol,
+    val_is_test,
 )
 
 __all__ = ["MISSING", "format_cell", "leaderboard", "to_markdown", "write_report", "main"]
 SOURCES = ("files", "wandb")
+SELECTS = ("none", "val")
+ANNOTATIONS = ("declared_protocol", "fingerprint", "diff", "protocol", "row")
 DEFAULT_PUBLISHED = ("lra_table1", "s4", "mega")
 
 
@@ -98,7 +104,9 @@ def _tasks_of(rows: pd.DataFrame, tasks: list[str]) -> list[str]:
 def load_runs(
     results_dir: str | Path, source: str = "files", project: str | None = None, entity=None
 ) -> pd.DataFrame:
-    """Run records (one row per run id, the latest ``created`` wins) with a ``protocol`` column."""
+    """Run records (one row per run id, the latest ``created`` wins), annotated with their
+    configuration: ``fingerprint``, ``diff``, ``protocol`` and ``row``
+    (:func:`lra.report.configs.annotate`)."""
     if source not in SOURCES:
         raise ReportError(f"source={source!r} is not valid; use one of {', '.join(SOURCES)}")
     if source == "files":
@@ -118,19 +126,25 @@ def load_runs(
         runs = runs.reindex(columns=list(dict.fromkeys([*RECORD_KEYS, *runs.columns])))
         runs = latest_rows(runs, "run_id")
     if runs.empty:
-        return runs.assign(protocol=pd.Series(dtype=str))
-    return with_protocol(runs)
+        return runs.assign(**{c: pd.Series(dtype=object) for c in ANNOTATIONS})
+    return annotate(runs)
 
 
 def load_bench(results_dir: str | Path) -> pd.DataFrame:
-    """Every ``lra-bench`` row under ``<results_dir>/bench/*.csv`` (not the ``_relative`` files),
-    a re-measured point keeping its latest row; a ``source_file`` column names the CSV."""
+    """Every ``lra-bench`` row under ``<results_dir>/bench/*.csv`` (not the ``_relative`` files)
+    with its invocation (``bench_id``; rows of CSVs written before that column get theirs by
+    :func:`lra.report.bench_tables.legacy_bench_ids`) and ``machine``; a point re-measured
+    within one invocation keeps its latest row; a ``source_file`` column names the CSV."""
+    from lra.report.bench_tables import with_bench_ids
+
     frames = []
     for path in sorted((Path(results_dir) / "bench").glob("*.csv")):
-        frame = pd.read_csv(path)
-        if path.stem.endswith("_relative") or not {"step_ms", "mem_kind"} <= set(frame.columns):
+        if path.stem.endswith("_relative"):
             continue
-        frames.append(frame.assign(source_file=path.name))
+        frame = pd.read_csv(path)
+        if not {"step_ms", "mem_kind"} <= set(frame.columns):
+            continue
+        frames.append(with_bench_ids(frame).assign(source_file=path.name))
     if not frames:
         return pd.DataFrame()
     return latest_rows(pd.concat(frames, ignore_index=True), BENCH_KEY)
@@ -183,6 +197,7 @@ def write_report(
     references: list[str] = ("transformer_naive", "transformer"),
     runs: pd.DataFrame | None = None,
     plots: bool = False,
+    select: str = "none",
 ) -> str:
     """Write every table to ``out_dir`` (see the module doc); return the leaderboard Markdown.
 
@@ -204,15 +219,21 @@ def write_report(
     except ImportError:
         pass
 
-    # accuracy leaderboard
+    # accuracy leaderboard: one table per protocol; with select=val also the chosen configurations
+    if select not in SELECTS:
+        raise ReportError(f"select={select!r} is not valid; use one of {', '.join(SELECTS)}")
     wide = leaderboard_frame(runs, list(tasks))
+    if select == "val":
+        wide = pd.concat([wide, selected_frame(runs, list(tasks))], ignore_index=True)
     published = None
     if published_csv and published_sources:
         published = published_frame(read_published(published_csv), list(published_sources))
     tables, csv_parts = [], []
     for protocol, rows in wide.groupby("protocol", sort=True) if not wide.empty else []:
         pub = published if protocol in published_protocols else None
-        tables.append(leaderboard_table(protocol, rows, pub, _tasks_of(rows, list(tasks)), digits))
+        table = leaderboard_table(protocol, rows, pub, _tasks_of(rows, list(tasks)), digits)
+        table.notes = protocol_notes(protocol, runs) + table.notes
+        tables.append(table)
         csv_parts.append(rows)
         if pub is not None:
             csv_parts.append(pub.assign(protocol=protocol))
@@ -245,6 +266,36 @@ def write_report(
     return text
 
 
+def protocol_notes(protocol: str, runs: pd.DataFrame) -> list[str]:
+    """What a table's protocol means, written above its cells' notes."""
+    if protocol.endswith(SELECTED):
+        declared = protocol.removesuffix(f", {SELECTED}")
+        notes = [
+            f"Model selection on validation: per task and method, the configuration (among "
+            f"every `{declared}` run of that method, custom ones included) with the best mean "
+            "val accuracy; the cell is its test accuracy over seeds and [brackets] name how it "
+            "differs from the recipe. No published rows: they were not tuned the same way."
+        ]
+        from_runs = (
+            runs[runs["declared_protocol"] == declared] if "declared_protocol" in runs else runs
+        )
+        same = val_is_test(from_runs)
+        if same:
+            notes.append(
+                f"{', '.join(TASK_TITLES.get(t, t) for t in same)}: val is the test split "
+                "(`val_policy: test`, as in LRA), so choosing on val there is choosing on test."
+            )
+        return notes
+    if protocol == CUSTOM or protocol.endswith(f"-{CUSTOM}"):
+        base = "lra" if protocol == CUSTOM else protocol.removesuffix(f"-{CUSTOM}")
+        return [
+            f"Custom: runs whose recipe (`task.*`) differs from the `{base}` protocol's or whose "
+            "evaluation was capped (`trainer.max_eval_batches`); each row names what differs. "
+            "Not comparable with published numbers."
+        ]
+    return []
+
+
 def _list(value: Any) -> list:
     value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     return [] if value is None else ([value] if isinstance(value, str) else list(value))
@@ -269,6 +320,7 @@ def run(cfg: DictConfig) -> str:
         references=_list(cfg.references),
         runs=runs,
         plots=bool(cfg.plots),
+        select=str(cfg.select),
     )
     return text
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +110,11 @@ def leaderboard_table(
             cell = {k: row.get(f"{task}_{k}") for k in ("mean", "std", "n", "n_runs", "state")}
             if pd.isna(cell["state"]):
                 cell = {"state": "missing", "n": 0, "n_runs": 0}
-            texts.append(accuracy_text(cell, digits))
+            text = accuracy_text(cell, digits)
+            choice = row.get(f"{task}_choice")
+            if isinstance(choice, str) and choice != row["model"]:
+                text += f" [{choice.removeprefix(str(row['model'])).lstrip(' ·')}]"
+            texts.append(text)
             marks.append(cell["state"] == "ok" and row["model"] in best[task])
         for name, col, need in ((AVG5, "avg5", 5), (AVG6, "avg6", 6)):
             texts.append(average_text(row[col], row[f"{col}_tasks"], need, digits))
@@ -139,16 +144,36 @@ def leaderboard_table(
 
 
 def length_label(length: int) -> str:
+    """``4096`` -> ``4K``; a length that is not a multiple of 1024 as is."""
     return f"{length // 1024}K" if length % 1024 == 0 else str(length)
 
 
+def _invocation_text(rows: pd.DataFrame) -> str:
+    """``invocation <bench_id>, started <UTC time> · machine: <fingerprint>`` of one table."""
+    bench_id = rows["bench_id"].iloc[0]
+    text = f"invocation {bench_id}"
+    started = rows["bench_started"].dropna() if "bench_started" in rows.columns else []
+    if len(started):
+        stamp = pd.to_datetime(started.iloc[0], utc=True, errors="coerce")
+        if not pd.isna(stamp):
+            text += f", started {stamp:%Y-%m-%d %H:%M} UTC"
+    machines = rows["machine"].dropna() if "machine" in rows.columns else []
+    machines = [m for m in machines if str(m).strip()]
+    text += f" · machine: {machines[0]}" if machines else " · machine: not recorded"
+    return text
+
+
 def efficiency_tables(frame: pd.DataFrame, references: list[str]) -> list[Table]:
-    """LRA Table 2 layout per benchmark setting: steps/s and peak GB per length (with the
-    ratios to each reference in parentheses), then parameters and the 10 % rule."""
+    """LRA Table 2 layout, one table per benchmark setting and ``lra-bench`` invocation
+    (:data:`lra.records.BENCH_GROUP`): steps/s and peak GB per length (with the ratios to each
+    reference, computed within the invocation, in parentheses), then parameters and the 10 %
+    rule. The title names the setting, the invocation (id, start) and its machine; tables
+    come in the order of ``frame`` (:func:`lra.report.bench_tables.efficiency_frame` sorts
+    invocations by start)."""
     tables = []
     refs = ", ".join(references)
-    for group, rows in frame.groupby(list(BENCH_GROUP), sort=True):
-        task, mode, batch, device, dtype, threads = group
+    for group, rows in frame.groupby(list(BENCH_GROUP), sort=False):
+        task, mode, batch, device, dtype, threads, bench_id = group
         lengths = sorted(int(n) for n in rows["length"].unique())
         order = [m for m in references if m in set(rows["method"])]
         order += sorted(set(rows["method"]) - set(order))
@@ -188,7 +213,11 @@ def efficiency_tables(frame: pd.DataFrame, references: list[str]) -> list[Table]
                 marks += [False] * 3
             cells.append(texts)
             bold.append(marks)
-        title = f"{task} · {mode} · batch {batch} · {device} · {threads} thread(s) · {dtype}"
+        title = (
+            f"{task} · {mode} · batch {batch} · {device} · {threads} thread(s) · {dtype} · "
+            + _invocation_text(rows)
+        )
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", str(bench_id)).strip("-")
         tables.append(
             Table(
                 title=title,
@@ -198,10 +227,11 @@ def efficiency_tables(frame: pd.DataFrame, references: list[str]) -> list[Table]
                 notes=[
                     f"steps/s: training steps per second (ratios × {refs}: > 1 is faster); "
                     f"peak GB: peak memory (ratios × {refs}: < 1 is less). "
+                    "Ratios compare rows of this one lra-bench invocation only. "
                     "params at the longest length, ratio to `transformer`; bold `no` breaks "
                     "LRA's rule of at most 10 % more parameters."
                 ],
-                label=f"tab:lra-efficiency-{task}-{mode}-b{batch}",
+                label=f"tab:lra-efficiency-{task}-{mode}-b{batch}-{slug}",
             )
         )
     return tables

@@ -107,25 +107,84 @@ def task_columns(tasks: list[str], present: set[str]) -> list[str]:
 
 
 def leaderboard_frame(runs: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
-    """One wide numeric row per (protocol, model) of our runs.
+    """One wide numeric row per (protocol, configuration row) of our runs.
 
-    Columns: ``protocol, source ("ours"), model``, then per task ``<task>_mean``, ``_std``,
-    ``_n``, ``_n_runs``, ``_state``, then ``avg5, avg5_tasks, avg6, avg6_tasks``.
+    ``runs`` carries ``protocol`` and ``row`` (:func:`lra.report.configs.annotate`); seeds are
+    pooled within one row only, so runs of different configurations are never averaged.
+    Columns: ``protocol, source ("ours"), model`` (the row label), ``method``, then per task
+    ``<task>_mean``, ``_std``, ``_n``, ``_n_runs``, ``_state``, then ``avg5, avg5_tasks, avg6,
+    avg6_tasks``.
     """
     if runs.empty:
         return pd.DataFrame()
     runs = with_protocol(runs)
+    if "row" not in runs.columns:
+        runs = runs.assign(row=runs["model"])
     columns = task_columns(tasks, set(runs["task"]))
     rows = []
-    for (protocol, model), by_model in runs.groupby(["protocol", "model"], sort=True):
-        row: dict[str, Any] = {"protocol": protocol, "source": OURS, "model": model}
+    for (protocol, label), by_row in runs.groupby(["protocol", "row"], sort=True):
+        row: dict[str, Any] = {"protocol": protocol, "source": OURS, "model": label}
+        row["method"] = by_row["model"].iloc[0]
         for task in columns:
-            sel = by_model[by_model["task"] == task]
+            sel = by_row[by_row["task"] == task]
             cell = summarise_cell(list(sel["test_acc"]), list(sel["status"]))
             row.update({f"{task}_{k}": v for k, v in cell.items()})
         pathx_state = row.get("pathx_state", "missing")
         rows.append(add_averages(row, pathx_state not in ("ok", "missing")))
     return pd.DataFrame(rows)
+
+
+SELECTED = "selected on val"
+
+
+def best_on_val(runs: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """The configuration row with the highest mean val accuracy over its ok runs, and its runs;
+    None when no row has an ok run with a val accuracy. Ties go to the first label in order."""
+    best: tuple[float, str, pd.DataFrame] | None = None
+    for label, group in runs.groupby("row", sort=True):
+        ok = group[(group["status"] == "ok") & group["val_acc"].notna()]
+        if ok.empty:
+            continue
+        score = float(ok["val_acc"].astype(float).mean())
+        if best is None or score > best[0]:
+            best = (score, label, group)
+    return None if best is None else (best[1], best[2])
+
+
+def selected_frame(runs: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """Model selection on validation, never on test: per declared protocol, task and method,
+    the configuration with the best mean val accuracy (:func:`best_on_val`, over every
+    configuration of that method there, custom ones included), reported by its test accuracy
+    over seeds. Wide rows per (protocol, method) like :func:`leaderboard_frame`, with
+    ``<task>_choice`` naming the chosen configuration's row label; protocols are named
+    ``<declared>, selected on val``."""
+    if runs.empty or "row" not in runs.columns:
+        return pd.DataFrame()
+    columns = task_columns(tasks, set(runs["task"]))
+    rows = []
+    for (declared, method), by_method in runs.groupby(["declared_protocol", "model"], sort=True):
+        row: dict[str, Any] = {"protocol": f"{declared}, {SELECTED}", "source": OURS}
+        row |= {"model": method, "method": method}
+        for task in columns:
+            sel = by_method[by_method["task"] == task]
+            chosen = best_on_val(sel)
+            group = sel if chosen is None else chosen[1]
+            cell = summarise_cell(list(group["test_acc"]), list(group["status"]))
+            row.update({f"{task}_{k}": v for k, v in cell.items()})
+            row[f"{task}_choice"] = None if chosen is None else chosen[0]
+        pathx_state = row.get("pathx_state", "missing")
+        rows.append(add_averages(row, pathx_state not in ("ok", "missing")))
+    return pd.DataFrame(rows)
+
+
+def val_is_test(runs: pd.DataFrame) -> list[str]:
+    """Tasks among ``runs`` whose val split was the test split (Text's ``val_policy: test``)."""
+    tasks = set()
+    for _, run in runs.iterrows():
+        config = run.get("config")
+        if isinstance(config, dict) and (config.get("task") or {}).get("val_policy") == "test":
+            tasks.add(run["task"])
+    return sorted(tasks)
 
 
 def read_published(path: str | Path = PUBLISHED_CSV) -> pd.DataFrame:

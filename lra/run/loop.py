@@ -83,6 +83,7 @@ class Trainer:
         self.trim = bool(self.tcfg.trim_padding) and not length_dependent
         self.state = LoopState()
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        self.evaluated: dict[str, int] = {}  # split -> examples its last evaluation counted
 
     def _lr(self, step: int) -> float:
         o = self.optim_cfg
@@ -237,6 +238,7 @@ class Trainer:
             total += len(batch["label"])
         self.model.train()
         correct, total = distributed.all_reduce_sum([correct, total], self.device)
+        self.evaluated[split_name] = int(total)
         return correct / max(total, 1)
 
     def test(self) -> tuple[float | None, float | None]:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lra.identity import make_run_id
 from lra.provenance import device_name, git_sha
-from lra.records import RECORD_KEYS
+from lra.records import RECORD_KEYS, RECORD_SCHEMA
 from lra.runtime import peak_memory_mb, precision_name
 from tasks import Task
 
@@ -24,9 +24,21 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     return container
 
 
-def base_record(cfg: DictConfig, task: Task, status: str, error: str | None = None) -> dict:
+def data_spec_of(task: Task | None) -> dict[str, Any] | None:
+    """The task's data spec with its hash; None when there is no task or the spec is invalid
+    (the record of a run that failed on its data then still gets written)."""
+    if task is None:
+        return None
+    try:
+        return {"hash": task.spec_hash, **task.data_spec()}
+    except Exception:  # noqa: BLE001 - the failure itself is what the record reports
+        return None
+
+
+def base_record(cfg: DictConfig, task: Task | None, status: str, error: str | None = None) -> dict:
     """A record with what is known before training; measured fields are null."""
     return dict.fromkeys(RECORD_KEYS) | {
+        "schema": RECORD_SCHEMA,
         "run_id": make_run_id(cfg),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": cfg.task.name,
@@ -35,7 +47,7 @@ def base_record(cfg: DictConfig, task: Task, status: str, error: str | None = No
         "status": status,
         "torch": torch.__version__,
         "git_sha": git_sha(),
-        "data_spec": {"hash": task.spec_hash, **task.data_spec()},
+        "data_spec": data_spec_of(task),
         "config": plain_config(cfg),
         "history": [],
         "error": error,
@@ -49,6 +61,8 @@ def trainer_record(trainer, status: str, test_acc, test_acc_last, error=None) ->
         "val_acc": s.best_val_acc,
         "test_acc": test_acc,
         "test_acc_last": test_acc_last,
+        "n_val": trainer.evaluated.get("val"),
+        "n_test": trainer.evaluated.get("test"),
         "best_step": s.best_step,
         "steps": s.step,
         "params": sum(p.numel() for p in trainer.model.parameters()),

@@ -38,7 +38,9 @@ from tasks import MissingDataError, task_from_config
 def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Prepare the data, train, test and write the result record; return the record.
 
-    A run that raises still writes a record with ``status=failed`` and the error, then re-raises.
+    A run that raises (data preparation included) still writes a record with ``status=failed``
+    and the error, then re-raises; a failed attempt never replaces an ``ok`` record of the
+    same run id (:func:`lra.records.write_record` keeps it in ``attempts``).
     A signal (SIGTERM/SIGUSR1/SIGUSR2) saves ``last.pt`` and raises :class:`Preempted` without
     a record. Under ``torchrun`` every rank trains; rank 0 alone writes the record.
     """
@@ -48,15 +50,15 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     is_main = info.is_main
     if info.enabled:
         distributed.setup(info, resolve_device(cfg.trainer.device, info.local_rank))
-    task = task_from_config(cfg.task, cfg.data_dir)
-    if is_main:  # rank 0 prepares (generates, caches); the others then find the cache
-        task.prepare()
-    distributed.barrier()
-    if not is_main:
-        task.prepare()
-    trainer = logger = None
+    task = trainer = logger = None
     try:
         with PreemptGuard() as guard:
+            task = task_from_config(cfg.task, cfg.data_dir)
+            if is_main:  # rank 0 prepares (generates, caches); the others then find the cache
+                task.prepare()
+            distributed.barrier()
+            if not is_main:
+                task.prepare()
             trainer = Trainer(cfg, run_dir, task)
             if trainer.maybe_resume() and is_main:
                 print(
