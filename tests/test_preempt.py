@@ -73,7 +73,7 @@ def test_signal_mid_run_checkpoints_and_restart_gives_same_record(
     with pytest.raises(Preempted) as stop:
         train.run(cfg2, tmp_path / "preempted")
     assert stop.value.signum == signal.SIGTERM and stop.value.step == 13
-    ckpt = torch.load(tmp_path / "preempted" / "last.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "preempted" / "last.pt", weights_only=True)
     assert ckpt["state"]["step"] == 13  # saved at the step boundary, not at the last checkpoint
     assert read_records(results) == []  # a preempted run is not a failed run
     monkeypatch.setattr(train.Trainer, "train_step", real_step)
@@ -82,23 +82,36 @@ def test_signal_mid_run_checkpoints_and_restart_gives_same_record(
 
 
 @pytest.mark.slow
-def test_sigterm_to_real_process_then_restart_gives_same_record(tiny_overrides, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_signal_to_real_process_then_restart_gives_same_record(tiny_overrides, tmp_path, signum):
     overrides = tiny_overrides + ["task.optim.steps=150", "task.optim.eval_every=50"]
     cmd = [sys.executable, "-m", "lra.run.train", *overrides]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run(cmd + [f"hydra.run.dir={tmp_path / 'clean'}"], env=env, check=True)
     run_dir = tmp_path / "stopped"
-    proc = subprocess.Popen(cmd + [f"hydra.run.dir={run_dir}"], env=env)
+    proc = subprocess.Popen(
+        cmd + [f"hydra.run.dir={run_dir}"], env=env, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 120
     while not (run_dir / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait() == 128 + signal.SIGTERM
+    proc.send_signal(signum)
+    assert proc.wait() == 128 + signum
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "last.pt saved" in err
     assert not (run_dir / "record.json").exists(), "run finished before the signal"
-    step = torch.load(run_dir / "last.pt", weights_only=False)["state"]["step"]
+    step = torch.load(run_dir / "last.pt", weights_only=True)["state"]["step"]
     assert 0 < step < 150
     subprocess.run(cmd + [f"hydra.run.dir={run_dir}"], env=env, check=True)
     first, second = (
         json.loads((d / "record.json").read_text()) for d in (tmp_path / "clean", run_dir)
     )
     assert comparable(first) == comparable(second)
+
+
+def test_a_second_ctrl_c_aborts_at_once():
+    with PreemptGuard() as guard:
+        os.kill(os.getpid(), signal.SIGINT)  # first: a flag, saved and stopped at the next step
+        assert guard.signum == signal.SIGINT and guard.chained_handler() is None
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)

@@ -77,7 +77,7 @@ def test_resume_after_interruption_equals_uninterrupted(tiny_overrides, tmp_path
     monkeypatch.setattr(train.Trainer, "train_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train.run(cfg, tmp_path / "killed")
-    ckpt = torch.load(tmp_path / "killed" / "last.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "killed" / "last.pt", weights_only=True)
     assert ckpt["state"]["step"] == 15
     monkeypatch.setattr(train.Trainer, "train_step", real_step)
     resumed = train.run(cfg, tmp_path / "killed")

@@ -265,7 +265,7 @@ def test_span_loss_reaches_the_training_loop(tiny_overrides, tmp_path):
     )
     record = train.run(cfg, tmp_path / "run")
     assert record["status"] == "ok" and record["model"] == "adaptive_span"
-    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
     fracs = [t for name, t in state.items() if name.endswith("span_frac")]
     assert fracs and all((f < 0).all() for f in fracs), fracs
 

@@ -27,7 +27,13 @@ from lra import runtime
 from lra.identity import config_hash, make_run_id
 from lra.run import distributed
 from lra.run.batches import EpochOrder, eval_batches, train_loader
-from lra.run.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from lra.run.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 from lra.run.preempt import PreemptGuard
 from lra.run.schedules import lr_at
 from tasks import Task
@@ -247,7 +253,7 @@ class Trainer:
         if self.state.best_step is None or self.state.best_step == self.state.step:
             return (last if self.state.best_step is not None else None), last
         distributed.barrier()  # best.pt is written by rank 0
-        self.model.load_state_dict(torch.load(self.best_path, map_location=self.device))
+        self.model.load_state_dict(load_weights(self.best_path, self.device))
         return self.evaluate("test"), last
 
 

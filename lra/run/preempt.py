@@ -1,4 +1,5 @@
-"""Preemption and time limits: checkpoint on a signal at the next step boundary, then requeue.
+"""Preemption, time limits and Ctrl-C: checkpoint on a signal at the next step boundary, then
+stop (and requeue under submitit).
 
 SLURM (``--signal``) and submitit warn a job before killing it: submitit's SLURM executor
 sends ``SIGUSR2`` (``$SUBMITIT_PREEMPT_SIGNAL``) ``signal_delay_s`` before the time limit and on
@@ -14,13 +15,16 @@ and the new job resumes from ``last.pt`` to the same final record.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGUSR2") if hasattr(signal, name)
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGUSR1", "SIGUSR2", "SIGINT")
+    if hasattr(signal, name)
 )
 
 
@@ -44,9 +48,12 @@ class Preempted(BaseException):
 
 
 class PreemptGuard:
-    """Context manager: while active, ``SIGTERM``/``SIGUSR1``/``SIGUSR2`` only set a flag.
+    """Context manager: while active, ``SIGTERM``/``SIGUSR1``/``SIGUSR2``/``SIGINT`` only set a
+    flag, so the loop saves ``last.pt`` at the next step boundary and stops.
 
-    Outside the main thread (where Python cannot install handlers) it does nothing.
+    Ctrl-C (``SIGINT``) behaves the same; a second Ctrl-C while the first is pending aborts at
+    once (``KeyboardInterrupt``, nothing saved beyond the last checkpoint). Outside the main
+    thread (where Python cannot install handlers) it does nothing.
     """
 
     def __init__(self, signals: tuple[int, ...] = SIGNALS):
@@ -57,6 +64,14 @@ class PreemptGuard:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signum
+            if signum == signal.SIGINT:
+                print(
+                    "interrupt: saving last.pt after this step, then stopping "
+                    "(Ctrl-C again aborts without saving)",
+                    file=sys.stderr,
+                )
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
 
     @property
     def requested(self) -> bool:
@@ -79,7 +94,7 @@ class PreemptGuard:
         Under submitit this is its checkpoint-and-requeue handler (for ``SIGUSR2``) or its
         ``bypass`` (for ``SIGTERM``); in a plain process it is ``None`` (default handler).
         """
-        if self.signum is None:
+        if self.signum is None or self.signum == signal.SIGINT:  # Ctrl-C: nothing to chain
             return None
         previous = self._previous.get(self.signum)
         return previous if callable(previous) else None

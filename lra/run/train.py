@@ -17,6 +17,7 @@ data-parallel (:mod:`lra.run.distributed`); rank 0 writes checkpoints and the re
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from omegaconf import DictConfig
 from lra.config import CONF_DIR
 from lra.records import write_json_atomic, write_record
 from lra.run import distributed
+from lra.run.checkpoint import CheckpointError
+from lra.run.checks import ConfigError, validate_run_config
+from lra.run.lock import RunLock, RunLocked
 from lra.run.loggers import Loggers, NullLogger
 from lra.run.loop import Trainer
 from lra.run.preempt import Preempted, PreemptGuard
@@ -41,12 +45,20 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     A run that raises (data preparation included) still writes a record with ``status=failed``
     and the error, then re-raises; a failed attempt never replaces an ``ok`` record of the
     same run id (:func:`lra.records.write_record` keeps it in ``attempts``).
-    A signal (SIGTERM/SIGUSR1/SIGUSR2) saves ``last.pt`` and raises :class:`Preempted` without
-    a record. Under ``torchrun`` every rank trains; rank 0 alone writes the record.
+    A signal (SIGTERM/SIGUSR1/SIGUSR2, Ctrl-C) saves ``last.pt`` and raises :class:`Preempted`
+    without a record. Under ``torchrun`` every rank trains; rank 0 alone writes the record.
+    Before anything starts, the config values are checked (:class:`ConfigError`) and the run
+    folder is locked (:class:`RunLocked` if another process holds it); neither writes a record.
     """
+    validate_run_config(cfg)  # a bad value is a usage error: no record, nothing started
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     info = distributed.from_env()
+    with RunLock(run_dir) if info.is_main else contextlib.nullcontext():
+        return _run(cfg, run_dir, info)
+
+
+def _run(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo) -> dict[str, Any]:
     is_main = info.is_main
     if info.enabled:
         distributed.setup(info, resolve_device(cfg.trainer.device, info.local_rank))
@@ -112,11 +124,16 @@ def _hydra_main(cfg: DictConfig) -> None:
     except Preempted as stop:
         print(f"preempted: {stop}", file=sys.stderr)
         sys.exit(stop.exit_code)
+    except (ConfigError, RunLocked) as err:  # refused before starting: no record
+        print(f"error: {err}", file=sys.stderr)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            return
+        sys.exit(2 if isinstance(err, ConfigError) else 1)
     except Exception as err:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             print(f"job {hydra_cfg.job.num} failed (record written): {err!r}", file=sys.stderr)
             return
-        if isinstance(err, MissingDataError):
+        if isinstance(err, MissingDataError | CheckpointError):
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
         raise

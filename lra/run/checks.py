@@ -1,0 +1,66 @@
+"""The values a run starts from, checked before any work: each error names the key, the value
+and the valid range (``ConfigError``), instead of a ``ZeroDivisionError`` mid-run or a run that
+ends ``ok`` having learned nothing."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig
+
+
+class ConfigError(ValueError):
+    """A run config value out of range; the message names key, value and what is valid."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(key: str, value: Any, ok: bool, valid: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not valid: must be {valid}")
+
+
+def _int_at_least(key: str, value: Any, low: int, nullable: bool = False) -> None:
+    if nullable and value is None:
+        return
+    valid = f"an integer >= {low}" + (" or null" if nullable else "")
+    _check(
+        key, value, isinstance(value, int) and not isinstance(value, bool) and value >= low, valid
+    )
+
+
+def validate_run_config(cfg: DictConfig) -> None:
+    """Check the seed, the recipe's ``task.optim`` and the ``trainer`` values of a run."""
+    _int_at_least("seed", cfg.seed, 0)
+    o, t = cfg.task.optim, cfg.trainer
+    for key in ("batch_size", "steps", "eval_every"):
+        _int_at_least(f"task.optim.{key}", o[key], 1)
+    _int_at_least("task.optim.warmup", o.warmup, 0)
+    _check("task.optim.lr", o.lr, _number(o.lr) and o.lr > 0, "a number > 0")
+    _check("task.optim.eps", o.eps, _number(o.eps) and o.eps > 0, "a number > 0")
+    wd = o.weight_decay
+    _check("task.optim.weight_decay", wd, _number(wd) and wd >= 0, "a number >= 0")
+    betas = list(o.betas) if o.betas is not None else None
+    _check(
+        "task.optim.betas",
+        betas,
+        betas is not None and len(betas) == 2 and all(_number(b) and 0 <= b < 1 for b in betas),
+        "two numbers in [0, 1)",
+    )
+    clip = o.grad_clip
+    _check(
+        "task.optim.grad_clip", clip, clip is None or (_number(clip) and clip > 0), "> 0 or null"
+    )
+    _int_at_least("trainer.grad_accum", t.grad_accum, 1)
+    for key in ("ckpt_every", "eval_batch_size", "max_eval_batches"):
+        _int_at_least(f"trainer.{key}", t[key], 1, nullable=True)
+    _int_at_least("trainer.num_workers", t.num_workers, 0)
+    _int_at_least("trainer.log_every", t.log_every, 0)
+    if o.batch_size % t.grad_accum:
+        raise ConfigError(
+            f"task.optim.batch_size={o.batch_size} is not divisible by "
+            f"trainer.grad_accum={t.grad_accum}"
+        )
