@@ -3,28 +3,56 @@
 from __future__ import annotations
 
 import abc
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from tasks import cache
+from tasks import cache, files
+from tasks.errors import CacheCorruptError, EmptySplitError, MissingDataError
 from tasks.spec import TaskSpec
 
 # Keys of conf/task/<name>.yaml that describe training, not data; they never enter the data spec.
 RECIPE_KEYS = ("backbone", "optim")
 
+# Above these fractions of a split, preparing warns (the fractions are kept in the summary).
+WARN_TRUNCATED_FRACTION = 0.9  # examples cut to seq_len
+WARN_UNKNOWN_FRACTION = 0.01  # tokens mapped to <unk>
+
 # name -> Task subclass; filled by ``Task.__init_subclass__`` when a task module is imported.
 TASKS: dict[str, type[Task]] = {}
 
 
-class MissingDataError(FileNotFoundError):
-    """Raised when a task's source files are absent; the message says how to get them."""
+def warn_thresholds(
+    task: str, summary: dict[str, Any], splits: dict[str, dict[str, np.ndarray]]
+) -> None:
+    """Warn when a split is mostly truncated; record counts and thresholds in ``summary``.
 
-
-class EmptySplitError(ValueError):
-    """A split of the source holds no example (e.g. a TSV with only its header)."""
+    Reads ``summary["splits"][split]["truncated"]`` (and ``truncated_2`` for pairs) where the
+    task counted them; adds ``truncated_fraction`` and ``summary["thresholds"]``.
+    """
+    summary["thresholds"] = {
+        "warn_truncated_fraction": WARN_TRUNCATED_FRACTION,
+        "warn_unknown_fraction": WARN_UNKNOWN_FRACTION,
+    }
+    for split, facts in (summary.get("splits") or {}).items():
+        count = len(splits[split]["labels"]) if split in splits else facts.get("count", 0)
+        if not isinstance(facts, dict) or not count:
+            continue
+        for key in ("truncated", "truncated_2"):
+            if key not in facts:
+                continue
+            fraction = int(facts[key]) / count
+            facts[f"{key}_fraction"] = round(fraction, 4)
+            if fraction > WARN_TRUNCATED_FRACTION:
+                warnings.warn(
+                    f"{task}: {facts[key]} of {count} {split} examples ({fraction:.0%}) are longer "
+                    f"than seq_len and truncated (warning above {WARN_TRUNCATED_FRACTION:.0%}); "
+                    "is task.seq_len too small?",
+                    stacklevel=3,
+                )
 
 
 class Task(abc.ABC):
@@ -93,20 +121,44 @@ class Task(abc.ABC):
         """Where the examples of ``split`` come from (a file, folder or dataset), for errors."""
         return f"source {self.data_spec().get('source', '?')}"
 
-    def prepare(self) -> Path:
+    def prepare(self, verify: str = "quick", rebuild: bool = False) -> Path:
         """Make the cached arrays exist (idempotent); return the cache folder.
+
+        An existing cache is checked first (``verify``: ``"quick"`` sizes/shapes/dtypes of every
+        split, ``"full"`` also each file's CRC-32, ``"none"``); a corrupt one raises
+        :class:`CacheCorruptError` naming the file, or with ``rebuild`` is removed, reported as
+        a warning and prepared again (what ``lra-data`` does). The outcome is
+        ``self.cache_status``: ``built``, ``verified``, ``unverified`` (a cache written before
+        integrity records) or ``rebuilt``.
 
         Raises :class:`EmptySplitError` naming the source when a split has no example: an
         empty split would otherwise be scored as an accuracy.
         """
-        if not self.is_prepared():
-            splits, summary = self.build_splits()
-            for split, arrays in splits.items():
-                if len(arrays["labels"]) == 0:
-                    raise EmptySplitError(
-                        f"{self.name}: the {split} split has no examples ({self.source_of(split)})"
-                    )
-            cache.write_cache(self.cache_dir, splits, self.spec, self.data_spec(), summary)
+        if verify not in ("quick", "full", "none"):
+            raise ValueError(f"verify must be quick, full or none, got {verify!r}")
+        self.cache_status = "built"
+        if self.is_prepared():
+            if verify == "none":
+                self.cache_status = "unchecked"
+                return self.cache_dir
+            try:
+                self.cache_status = cache.verify_cache(self.cache_dir, full=verify == "full")
+                return self.cache_dir
+            except CacheCorruptError as err:
+                if not rebuild:
+                    raise
+                warnings.warn(f"corrupt cache, rebuilding: {err}", stacklevel=2)
+                (self.cache_dir / "spec.json").unlink(missing_ok=True)
+            self.cache_status = "rebuilt"
+        files.sweep(self.cache_dir.parent)  # leftovers of killed writers
+        splits, summary = self.build_splits()
+        for split, arrays in splits.items():
+            if len(arrays["labels"]) == 0:
+                raise EmptySplitError(
+                    f"{self.name}: the {split} split has no examples ({self.source_of(split)})"
+                )
+        warn_thresholds(self.name, summary, splits)
+        cache.write_cache(self.cache_dir, splits, self.spec, self.data_spec(), summary)
         return self.cache_dir
 
     def split(self, name: str) -> cache.ArraySplit:

@@ -8,6 +8,17 @@ Layout of one prepared task (``<data_dir>/cache/<task>-<spec hash>/``)::
     <split>/labels.npy           [N] int64
     <split>/input_ids_2.npy      pair tasks only, second document
     <split>/lengths_2.npy        pair tasks only
+
+Integrity: ``spec.json`` records, for every array file, its shape, dtype, size in bytes and the
+CRC-32 of its bytes (``"integrity": "crc32-v1"``, ``"arrays": {"train/input_ids.npy": ...}``).
+Opening a split checks existence, size, shape and dtype (no read of the data); ``verify_cache
+(full=True)`` (what ``lra-data`` runs) also recomputes every CRC. A cache written before these
+records is *unverified*, not corrupt: it opens, and a file numpy cannot map is still reported
+by name. A mismatch raises :class:`~tasks.errors.CacheCorruptError` naming the file and the
+``lra-data`` command that rebuilds the cache.
+
+The cache is written into ``<cache>.tmp<pid>/`` and renamed into place; a failed write removes
+it, and leftovers of killed writers are swept before the next write (``tasks.files``).
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,9 +35,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tasks import files
+from tasks.errors import CacheCorruptError
 from tasks.spec import TaskSpec
 
 SPLITS = ("train", "val", "test")
+INTEGRITY = "crc32-v1"  # format of the per-file records in spec.json
+_CHUNK = 1 << 24
 
 
 def spec_hash(data_spec: dict[str, Any]) -> str:
@@ -47,6 +62,56 @@ def is_complete(cache_dir: Path) -> bool:
     return (cache_dir / "spec.json").is_file()
 
 
+def file_crc32(path: Path) -> int:
+    """CRC-32 of a file's bytes, read in 16 MiB chunks."""
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+class _CrcWriter:
+    """File-like sink for ``np.save``: counts bytes and CRC-32 on the way (no read-back)."""
+
+    def __init__(self, f):
+        self.f, self.crc, self.size = f, 0, 0
+
+    def write(self, data) -> int:
+        self.f.write(data)
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        return len(data)
+
+
+def save_array(path: Path, value: np.ndarray) -> dict[str, Any]:
+    """``np.save`` to ``path``; return its record (shape, dtype, bytes, CRC-32).
+
+    An ``OSError`` (disk full) carries its errno and the file name (numpy's own fast path
+    reports only "N requested and M written").
+    """
+    try:
+        with open(path, "wb") as f:
+            sink = _CrcWriter(f)
+            np.save(sink, value, allow_pickle=False)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+    return {
+        "shape": list(value.shape),
+        "dtype": value.dtype.str,
+        "bytes": sink.size,
+        "crc32": sink.crc,
+    }
+
+
+def rebuild_hint(cache_dir: Path) -> str:
+    task = Path(cache_dir).name.rsplit("-", 1)[0]
+    return (
+        f"rebuild it with `lra-data task={task}` and the same task.* overrides and data_dir as "
+        f"this run (lra-data replaces a corrupt cache), or delete {cache_dir}"
+    )
+
+
 def write_cache(
     cache_dir: Path,
     splits: dict[str, dict[str, np.ndarray]],
@@ -56,38 +121,134 @@ def write_cache(
 ) -> None:
     """Write every split's arrays atomically: a temp folder renamed into place at the end.
 
+    Records each file's shape, dtype, size and CRC-32 in ``spec.json``. A failure (disk full,
+    interrupt) removes the temp folder; stale temp folders of dead writers are swept first. If
+    another process installs the same cache meanwhile, its copy is kept and ours discarded.
+
     Args:
         splits: ``{split: {"input_ids": [N, L], "lengths": [N], "labels": [N], ...}}``.
         summary: free-form facts about the preparation (counts, skipped files) kept in spec.json.
     """
-    tmp = cache_dir.with_name(cache_dir.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    dtype = token_dtype(spec.vocab_size)
-    for split, arrays in splits.items():
-        (tmp / split).mkdir(parents=True)
-        for key, value in arrays.items():
-            value = np.asarray(value)
-            if key.startswith("input_ids"):
-                value = value.astype(dtype, copy=False)
-            elif key.startswith("lengths"):
-                value = value.astype(np.int32, copy=False)
-            elif key == "labels":
-                value = value.astype(np.int64, copy=False)
-            np.save(tmp / split / f"{key}.npy", value)
-    meta = {
-        "data_spec": data_spec,
-        "task_spec": asdict(spec),
-        "sizes": {s: int(len(a["labels"])) for s, a in splits.items()},
-        "summary": summary or {},
-    }
-    (tmp / "spec.json").write_text(json.dumps(meta, indent=2, default=str))
-    shutil.rmtree(cache_dir, ignore_errors=True)
+    cache_dir = Path(cache_dir)
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, cache_dir)
+    files.sweep(cache_dir.parent)
+    tmp = files.tmp_name(cache_dir)
+    files.remove(tmp)
+    dtype = token_dtype(spec.vocab_size)
+    try:
+        records: dict[str, dict[str, Any]] = {}
+        for split, arrays in splits.items():
+            (tmp / split).mkdir(parents=True)
+            for key, value in arrays.items():
+                value = np.asarray(value)
+                if key.startswith("input_ids"):
+                    value = value.astype(dtype, copy=False)
+                elif key.startswith("lengths"):
+                    value = value.astype(np.int32, copy=False)
+                elif key == "labels":
+                    value = value.astype(np.int64, copy=False)
+                rel = f"{split}/{key}.npy"
+                records[rel] = save_array(tmp / rel, value)
+        meta = {
+            "data_spec": data_spec,
+            "task_spec": asdict(spec),
+            "sizes": {s: int(len(a["labels"])) for s, a in splits.items()},
+            "summary": summary or {},
+            "integrity": INTEGRITY,
+            "arrays": records,
+        }
+        (tmp / "spec.json").write_text(json.dumps(meta, indent=2, default=str))
+        _install(tmp, cache_dir)
+    except BaseException:
+        files.remove(tmp)
+        raise
+
+
+def _install(tmp: Path, cache_dir: Path) -> None:
+    """Rename ``tmp`` onto ``cache_dir``, moving an old copy aside first (then removing it)."""
+    old = files.tmp_name(cache_dir.with_name(cache_dir.name + ".old"))
+    if cache_dir.exists():
+        os.replace(cache_dir, old)
+    try:
+        os.replace(tmp, cache_dir)
+    except OSError:
+        if not is_complete(cache_dir):  # not a concurrent writer that finished first
+            raise
+        files.remove(tmp)
+    files.remove(old)
 
 
 def read_meta(cache_dir: Path) -> dict[str, Any]:
-    return json.loads((cache_dir / "spec.json").read_text())
+    path = Path(cache_dir) / "spec.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CacheCorruptError(f"{path}: unreadable ({err}); {rebuild_hint(cache_dir)}") from None
+
+
+def _check_file(cache_dir: Path, rel: str, record: dict[str, Any], full: bool) -> None:
+    path = cache_dir / rel
+    hint = rebuild_hint(cache_dir)
+    if not path.is_file():
+        raise CacheCorruptError(f"{path}: missing from the cache; {hint}")
+    size = path.stat().st_size
+    if size != record["bytes"]:
+        raise CacheCorruptError(
+            f"{path}: {size} bytes, {record['bytes']} when written (truncated or replaced); {hint}"
+        )
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as err:
+        raise CacheCorruptError(f"{path}: not a readable .npy ({err}); {hint}") from None
+    if list(array.shape) != record["shape"] or array.dtype.str != record["dtype"]:
+        raise CacheCorruptError(
+            f"{path}: shape {list(array.shape)} {array.dtype.str}, written as "
+            f"{record['shape']} {record['dtype']}; {hint}"
+        )
+    del array
+    if full and file_crc32(path) != record["crc32"]:
+        raise CacheCorruptError(f"{path}: checksum differs from the one written; {hint}")
+
+
+def verify_cache(cache_dir: Path, full: bool = False, splits: tuple[str, ...] = SPLITS) -> str:
+    """Check the array files of ``splits`` against the records of ``spec.json``.
+
+    Quick (default): existence, size, shape, dtype; ``full`` also recomputes each CRC-32.
+    Returns ``"verified"``, or ``"unverified"`` for a cache written before integrity records
+    (then only checks that numpy can map every file). Raises :class:`CacheCorruptError`.
+    """
+    cache_dir = Path(cache_dir)
+    meta = read_meta(cache_dir)
+    records = meta.get("arrays")
+    if meta.get("integrity") != INTEGRITY or not isinstance(records, dict):
+        for split in splits:
+            if split in meta.get("sizes", {}):
+                for path in sorted((cache_dir / split).glob("*.npy")):
+                    _map(path, cache_dir)
+        return "unverified"
+    for split in splits:
+        if split not in meta.get("sizes", {}):
+            continue
+        own = {rel: r for rel, r in records.items() if rel.split("/", 1)[0] == split}
+        if not own:
+            raise CacheCorruptError(
+                f"{cache_dir / 'spec.json'}: no record of split {split}; {rebuild_hint(cache_dir)}"
+            )
+        for rel, record in own.items():
+            _check_file(cache_dir, rel, record, full)
+    return "verified"
+
+
+def _map(path: Path, cache_dir: Path, mmap: str | None = "r") -> np.ndarray:
+    """``np.load`` that names the file and the fix when numpy cannot read it."""
+    try:
+        return np.load(path, mmap_mode=mmap)
+    except FileNotFoundError:
+        raise CacheCorruptError(
+            f"{path}: missing from the cache; {rebuild_hint(cache_dir)}"
+        ) from None
+    except (ValueError, OSError, EOFError) as err:
+        raise CacheCorruptError(f"{path}: unreadable ({err}); {rebuild_hint(cache_dir)}") from None
 
 
 class ArraySplit(Dataset):
@@ -101,12 +262,15 @@ class ArraySplit(Dataset):
     def __init__(self, split_dir: Path, pair: bool = False):
         self.dir = Path(split_dir)
         self.pair = pair
-        self.input_ids = np.load(self.dir / "input_ids.npy", mmap_mode="r")
-        self.lengths = np.load(self.dir / "lengths.npy")
-        self.labels = np.load(self.dir / "labels.npy")
+        root = self.dir.parent
+        if (root / "spec.json").is_file():  # sizes, shapes and dtypes as written (no data read)
+            verify_cache(root, full=False, splits=(self.dir.name,))
+        self.input_ids = _map(self.dir / "input_ids.npy", root)
+        self.lengths = _map(self.dir / "lengths.npy", root, None)
+        self.labels = _map(self.dir / "labels.npy", root, None)
         if pair:
-            self.input_ids_2 = np.load(self.dir / "input_ids_2.npy", mmap_mode="r")
-            self.lengths_2 = np.load(self.dir / "lengths_2.npy")
+            self.input_ids_2 = _map(self.dir / "input_ids_2.npy", root)
+            self.lengths_2 = _map(self.dir / "lengths_2.npy", root, None)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -7,6 +7,12 @@ writes (``README.md`` + ``plain_text/<split>-00000-of-00001.parquet``); a folder
 files whose names start with the split name loads too. Downloads and Arrow files go to
 ``<data_dir>/hf`` (``cache_dir``), never to a global cache.
 
+Revision: a task's ``hf_revision`` key (a commit sha of the dataset repo on the hub, passed to
+``load_dataset(revision=...)``) pins what a hub id downloads and enters the cache key.
+``null`` (the default; ``conf/task/*.yaml`` does not declare the key yet, so set it with
+``+task.hf_revision=<sha>``) means *not pinned*: the hub's current main is read, and the
+summary records ``hf_revision: unpinned``. A local copy is keyed by its files instead.
+
 Without a network, a hub id fails with ``MissingDataError`` saying what to do; tests set
 ``HF_DATASETS_OFFLINE=1`` so that failure is immediate.
 """
@@ -36,15 +42,15 @@ def local_folder(hf_path: str) -> Path | None:
     return None
 
 
-def source_fingerprint(hf_path: str) -> str:
+def source_fingerprint(hf_path: str, revision: str | None = None) -> str:
     """What identifies the data for the cache key: the hub id, or the local files' sizes.
 
     A local folder is keyed by its files' relative names and sizes (not its location), so
     moving a copy keeps the cache and another copy gets its own.
     """
     folder = local_folder(hf_path)
-    if folder is None:
-        return f"hub:{hf_path}"
+    if folder is None:  # the unpinned key is unchanged, so existing caches stay valid
+        return f"hub:{hf_path}@{revision}" if revision else f"hub:{hf_path}"
     if not folder.is_dir():
         return f"local:missing:{folder}"
     files = sorted(
@@ -65,7 +71,13 @@ def how_to_get(hf_path: str, task: str) -> str:
 
 
 def load_split(
-    hf_path: str, split: str, columns: Sequence[str], cache_dir: Path, task: str, hub_id: str
+    hf_path: str,
+    split: str,
+    columns: Sequence[str],
+    cache_dir: Path,
+    task: str,
+    hub_id: str,
+    revision: str | None = None,
 ) -> datasets.Dataset:
     """``datasets.load_dataset(hf_path, split=split)``, with errors that say what to do.
 
@@ -76,6 +88,7 @@ def load_split(
         cache_dir: where ``datasets`` keeps downloads and Arrow files.
         task: task name, for messages.
         hub_id: the official hub id, for messages about local copies.
+        revision: commit of a hub dataset to read (None: not pinned); ignored for a folder.
 
     Raises:
         MissingDataError: a missing folder, a folder without ``split``, or a hub id that
@@ -91,7 +104,10 @@ def load_split(
             f"the hub's layout, or use the hub id. " + how_to_get(hub_id, task)
         )
     try:
-        ds = datasets.load_dataset(str(folder or hf_path), split=split, cache_dir=str(cache_dir))
+        pin = {"revision": revision} if revision and folder is None else {}
+        ds = datasets.load_dataset(
+            str(folder or hf_path), split=split, cache_dir=str(cache_dir), **pin
+        )
     except ValueError as err:
         if "split" not in str(err).lower():
             raise

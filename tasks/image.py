@@ -105,7 +105,7 @@ class ImageTask(Task):
         return {
             "name": self.name,
             "format": FORMAT,
-            "source": hf.source_fingerprint(str(self.cfg.hf_path)),
+            "source": hf.source_fingerprint(str(self.cfg.hf_path), self.cfg.get("hf_revision")),
             "val_size": self.cfg.val_size,
             "split_seed": self.cfg.split_seed,
         }
@@ -114,7 +114,13 @@ class ImageTask(Task):
         import datasets
 
         ds = hf.load_split(
-            str(self.cfg.hf_path), split, COLUMNS, self.data_dir / "hf", self.name, HUB_ID
+            str(self.cfg.hf_path),
+            split,
+            COLUMNS,
+            self.data_dir / "hf",
+            self.name,
+            HUB_ID,
+            revision=self.cfg.get("hf_revision"),
         )
         where = f"{self.cfg.hf_path}:{split}"
         if isinstance(ds.features["img"], datasets.Image):
@@ -148,7 +154,11 @@ class ImageTask(Task):
             "val": {k: v[va] for k, v in full.items()},
             "test": test,
         }
-        summary: dict[str, Any] = {"hf_path": str(self.cfg.hf_path), "splits": {}}
+        summary: dict[str, Any] = {
+            "hf_path": str(self.cfg.hf_path),
+            "splits": {},
+            "hf_revision": self.cfg.get("hf_revision") or "unpinned",
+        }
         for name, arrays in splits.items():
             summary["splits"][name] = split_summary(
                 arrays["lengths"],

@@ -17,16 +17,17 @@ does; the generator never exceeds 1999 tokens) and padded with 0.
 from __future__ import annotations
 
 import json
-import os
+import warnings
 from itertools import repeat
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from tasks import cache
+from tasks import cache, files
 from tasks import listops_gen as gen
-from tasks.base import MissingDataError, Task
+from tasks.base import WARN_UNKNOWN_FRACTION, MissingDataError, Task
+from tasks.errors import DataError
 from tasks.spec import TaskSpec
 
 # Fixed id map (documented; never set-ordered). Changing it requires bumping FORMAT.
@@ -69,25 +70,31 @@ def tsv_name(split: str) -> str:
 def read_tsv(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Read a release-format TSV: header ``Source<TAB>Target``, CRLF or LF line ends.
 
-    Returns ``(sources, labels [N] int64)``. Raises ``ValueError`` naming the file and the
-    1-based line number on a bad header, a row without exactly two columns, or a label that is
-    not an integer 0..9.
+    Returns ``(sources, labels [N] int64)``. Raises :class:`~tasks.errors.DataError` naming the
+    file and the 1-based line number on a line that is not UTF-8, a bad header, a row without
+    exactly two columns, or a label that is not an integer 0..9.
     """
     path = Path(path)
     sources: list[str] = []
     labels: list[int] = []
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[err.start]:02x} at column "
+                    f"{err.start + 1}); the release files are UTF-8 text"
+                ) from None
             if lineno == 1:
                 if line != "Source\tTarget":
-                    raise ValueError(
+                    raise DataError(
                         f"{path}:1: expected header 'Source<TAB>Target', got {line!r:.60}"
                     )
                 continue
             parts = line.split("\t")
             if len(parts) != 2:
-                raise ValueError(
+                raise DataError(
                     f"{path}:{lineno}: expected 2 tab-separated columns, got {len(parts)}"
                 )
             try:
@@ -95,13 +102,11 @@ def read_tsv(path: str | Path) -> tuple[list[str], np.ndarray]:
             except ValueError:
                 label = -1
             if not 0 <= label < NUM_CLASSES:
-                raise ValueError(
-                    f"{path}:{lineno}: label must be an integer 0..9, got {parts[1]!r}"
-                )
+                raise DataError(f"{path}:{lineno}: label must be an integer 0..9, got {parts[1]!r}")
             sources.append(parts[0])
             labels.append(label)
     if not sources and not path.stat().st_size:
-        raise ValueError(f"{path}:1: empty file (expected header 'Source<TAB>Target')")
+        raise DataError(f"{path}:1: empty file (expected header 'Source<TAB>Target')")
     return sources, np.asarray(labels, dtype=np.int64)
 
 
@@ -124,6 +129,25 @@ def tokenize(sources: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray, 
         ids[i, :n] = np.fromiter(map(lookup, tokens, repeat(UNK_ID)), dtype=np.uint8, count=n)
         lengths[i] = n
     return ids, lengths, truncated
+
+
+def unknown_tokens(path: Path, ids: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+    """Count ``<unk>`` ids among real tokens; warn (naming the first line) above the threshold.
+
+    Returns ``{"unknown_tokens": n, "unknown_fraction": f}`` for the split's summary.
+    """
+    unk = ids == UNK_ID  # padding is 0, never 1
+    count, total = int(unk.sum()), int(lengths.sum())
+    fraction = count / total if total else 0.0
+    if fraction > WARN_UNKNOWN_FRACTION:
+        first = int(np.flatnonzero(unk.any(axis=1))[0]) + 2  # +1 header, +1 1-based
+        warnings.warn(
+            f"{path}:{first}: {count} of {total} tokens ({fraction:.1%}) are not ListOps tokens "
+            f"and map to <unk> (warning above {WARN_UNKNOWN_FRACTION:.0%}); is this a ListOps "
+            "file?",
+            stacklevel=3,
+        )
+    return {"unknown_tokens": count, "unknown_fraction": round(fraction, 6)}
 
 
 class ListOps(Task):
@@ -194,9 +218,7 @@ class ListOps(Task):
         rows = {s: ((gen.to_source(codes), y) for codes, y in splits[s]) for s in splits}
         gen.write_release_files(folder, rows)
         meta = {**self.generator_fields(), **stats}
-        tmp = folder / f"generation.json.tmp{os.getpid()}"
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, folder / "generation.json")
+        files.write_text_atomic(folder / "generation.json", json.dumps(meta, indent=2))
         return folder
 
     def _check_release(self) -> None:
@@ -229,6 +251,7 @@ class ListOps(Task):
                 "mean_length": round(float(lengths.mean()), 1) if len(lengths) else None,
                 "truncated": truncated,
                 "label_counts": np.bincount(labels, minlength=NUM_CLASSES).tolist(),
+                **unknown_tokens(path, ids, lengths),
             }
         meta = self.tsv_dir() / "generation.json"
         if self.source == "generate" and meta.is_file():

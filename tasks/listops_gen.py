@@ -37,6 +37,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tasks import files
 from tasks.seeding import stable_seed
 
 P_BRANCH = 0.25  # probability that a node (above max_depth) is an operator (source: VALUE_P)
@@ -327,7 +328,10 @@ def generate_codes(
             consume(_sample_chunk(chunk_seed(seed, index), chunk_size, *params))
             index += 1
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(
+            workers, initializer=files.die_with_parent, initargs=(os.getpid(),)
+        )
+        with pool:
             pending: list[Future] = []
             while len(unique) < total:
                 # keep up to 2 chunks per worker in flight, but no more than could be needed
@@ -394,15 +398,16 @@ def write_release_files(
     """Write ``basic_{train,val,test}.tsv`` into ``out_dir``; return the paths by split.
 
     Each file is written under a temporary name and renamed when complete, so a killed run
-    never leaves a truncated file under the final name.
+    never leaves a truncated file under the final name; a failed write removes its temporary
+    file and the next call sweeps those of killed writers.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    files.sweep(out)  # temp files of killed writers
     paths = {}
     for split in SPLITS:
         path = out / f"basic_{split}.tsv"
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        write_tsv(tmp, splits[split])
-        os.replace(tmp, path)
+        with files.temp_path(path) as tmp:  # removed on failure (e.g. disk full)
+            write_tsv(tmp, splits[split])
         paths[split] = path
     return paths

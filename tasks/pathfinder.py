@@ -34,10 +34,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from tasks import cache
+from tasks import cache, files
 from tasks import pathfinder_draw as draw
 from tasks import pathfinder_gen as gen
 from tasks.base import MissingDataError, Task
+from tasks.errors import DataError
 from tasks.spec import TaskSpec
 
 VOCAB_SIZE = 256
@@ -58,31 +59,47 @@ def read_metadata_file(path: str | Path) -> list[tuple[str, str, int]]:
     """Rows ``(image dir, file name, label)`` of one ``metadata/<k>.npy`` (§2.10).
 
     Text (what the release holds) or a NumPy-saved string array [N, 11]. Raises
-    ``ValueError`` naming the file and 1-based line on a wrong field count or a label that is
-    not 0 or 1.
+    :class:`~tasks.errors.DataError` naming the file and 1-based line on text that is not
+    UTF-8, a wrong field count, a label that is not 0 or 1, or an image path that is absolute
+    or climbs out of the dataset folder (``..``).
     """
     path = Path(path)
     raw = path.read_bytes()
     if raw.startswith(NPY_MAGIC):
         with open(path, "rb") as f:
-            array = np.load(f, allow_pickle=False)
+            try:
+                array = np.load(f, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                raise DataError(f"{path}: unreadable NumPy metadata ({err})") from None
         if array.ndim != 2:
-            raise ValueError(f"{path}: expected a [N, {METADATA_FIELDS}] array, got {array.shape}")
+            raise DataError(f"{path}: expected a [N, {METADATA_FIELDS}] array, got {array.shape}")
         rows = [[x.decode() if isinstance(x, bytes) else str(x) for x in row] for row in array]
     else:
-        text = raw.decode("utf-8")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            raise DataError(
+                f"{path}:{line}: not UTF-8 (byte 0x{raw[err.start]:02x}); metadata is text"
+            ) from None
         rows = [line.split() for line in text.split("\n")]
         if rows and not rows[-1]:
             rows.pop()  # the final newline
     out = []
     for lineno, fields in enumerate(rows, start=1):
         if len(fields) != METADATA_FIELDS:
-            raise ValueError(
+            raise DataError(
                 f"{path}:{lineno}: expected {METADATA_FIELDS} space-separated fields "
                 f"(dir file index label ...), got {len(fields)}"
             )
         if fields[3] not in ("0", "1"):
-            raise ValueError(f"{path}:{lineno}: label (field 4) must be 0 or 1, got {fields[3]!r}")
+            raise DataError(f"{path}:{lineno}: label (field 4) must be 0 or 1, got {fields[3]!r}")
+        for name in fields[:2]:
+            if Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+                raise DataError(
+                    f"{path}:{lineno}: image path {fields[0]}/{fields[1]} leaves the dataset "
+                    "folder (absolute or '..'); refused"
+                )
         out.append((fields[0], fields[1], int(fields[3])))
     return out
 
@@ -90,8 +107,20 @@ def read_metadata_file(path: str | Path) -> list[tuple[str, str, int]]:
 def read_metadata(folder: str | Path) -> list[tuple[Path, int]]:
     """``(png path, label)`` of every line of every ``<folder>/metadata/*.npy`` in batch order."""
     folder = Path(folder)
-    files = sorted((folder / "metadata").glob("*.npy"), key=_batch_key)
-    return [(folder / d / f, y) for path in files for d, f, y in read_metadata_file(path)]
+    metas = sorted((folder / "metadata").glob("*.npy"), key=_batch_key)
+    out, empty = [], []
+    for path in metas:
+        rows = read_metadata_file(path)
+        if not rows:
+            empty.append(path.name)
+        out.extend((folder / d / f, y) for d, f, y in rows)
+    if empty:
+        warnings.warn(
+            f"{folder / 'metadata'}: {len(empty)} empty metadata file(s) list no image "
+            f"({', '.join(empty[:5])}); their images are not used",
+            stacklevel=2,
+        )
+    return out
 
 
 def _load_png(path: Path, size: int) -> np.ndarray | str:
@@ -235,12 +264,12 @@ class Pathfinder(Task):
 
     # ------------------------------------------------------------------ tokenise
     def _build_dir(self) -> Path:
-        return self.cache_dir.with_name(self.cache_dir.name + ".build")
+        return files.tmp_name(self.cache_dir.with_name(self.cache_dir.name + ".build"))
 
-    def prepare(self) -> Path:
+    def prepare(self, verify: str = "quick", rebuild: bool = False) -> Path:
         """As ``Task.prepare``; also removes the temporary memmaps of a large decode."""
         try:
-            return super().prepare()
+            return super().prepare(verify, rebuild)
         finally:
             shutil.rmtree(self._build_dir(), ignore_errors=True)
 

@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from tasks import files
 from tasks import pathfinder_draw as draw
 from tasks.pathfinder_draw import Geometry, Params, flip, translate
 from tasks.seeding import stable_seed
@@ -350,6 +351,15 @@ def write_batch(
     start = time.perf_counter()
     tmp = folder / ".partial" / f"{batch_id}.{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        return _write_batch(folder, tmp, p, batch_id, count, seed, start)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # also on failure (disk full, interrupt)
+
+
+def _write_batch(
+    folder: Path, tmp: Path, p: Params, batch_id: int, count: int, seed: int, start: float
+) -> dict[str, Any]:
     (tmp / "imgs").mkdir(parents=True)
     rng = random.Random(seed)
     lines, attempts, distractors, labels = [], 0, 0, 0
@@ -374,18 +384,7 @@ def write_batch(
     meta_tmp = tmp / "metadata.txt"
     meta_tmp.write_text("".join(lines))
     os.replace(meta_tmp, folder / "metadata" / f"{batch_id}.npy")
-    shutil.rmtree(tmp, ignore_errors=True)
     return stats
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _clean_partials(folder: Path) -> None:
@@ -395,7 +394,7 @@ def _clean_partials(folder: Path) -> None:
         return
     for entry in partial.iterdir():
         pid = entry.name.rpartition(".")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and files.pid_alive(int(pid)):
             continue  # another generator may be writing it
         shutil.rmtree(entry, ignore_errors=True)
     if not any(partial.iterdir()):
@@ -430,6 +429,7 @@ def generate(
     folder = Path(out_dir) / draw.DIFFICULTIES[draw.difficulty_name(difficulty)][0]
     folder.mkdir(parents=True, exist_ok=True)
     _clean_partials(folder)
+    files.sweep(folder)  # generation.json.tmp<pid> of killed runs
     num_batches = math.ceil(num_images / batch_size)
     jobs = []
     for k in range(num_batches):
@@ -444,7 +444,10 @@ def generate(
         for job in jobs:
             bar.update(write_batch(*job)["images"])
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        pool = ProcessPoolExecutor(
+            min(workers, len(jobs)), initializer=files.die_with_parent, initargs=(os.getpid(),)
+        )
+        with pool:
             for future in as_completed([pool.submit(write_batch, *job) for job in jobs]):
                 bar.update(future.result()["images"])
     bar.close()
@@ -455,9 +458,7 @@ def generate(
         num_images=num_images, gen_seed=gen_seed, distractor_rule=distractor_rule,
         batch_size=batch_size, num_distractor_snakes=p.num_distractor_snakes,
     )  # fmt: skip
-    tmp = folder / f"generation.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, folder / "generation.json")
+    files.write_text_atomic(folder / "generation.json", json.dumps(summary, indent=2))
     return summary
 
 

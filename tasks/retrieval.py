@@ -20,7 +20,6 @@ so peak memory stays small although the train arrays hold ~2.4 GB.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tasks import bytes_tokens as bt
-from tasks import cache
+from tasks import cache, files
 from tasks.base import MissingDataError, Task
 from tasks.spec import TaskSpec
 from tasks.splits import split_summary
@@ -216,12 +215,12 @@ class Retrieval(Task):
 
     @property
     def _scratch(self) -> Path:
-        return self.data_dir / "cache" / f".{self.name}-{self.spec_hash}.build{os.getpid()}"
+        return files.tmp_name(self.data_dir / "cache" / f".{self.name}-{self.spec_hash}.build")
 
-    def prepare(self) -> Path:
+    def prepare(self, verify: str = "quick", rebuild: bool = False) -> Path:
         """As ``Task.prepare``; the memory-mapped scratch arrays are removed afterwards."""
         try:
-            return super().prepare()
+            return super().prepare(verify, rebuild)
         finally:
             shutil.rmtree(self._scratch, ignore_errors=True)
 

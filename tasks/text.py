@@ -78,7 +78,7 @@ class Text(Task):
         spec = {
             "name": self.name,
             "format": FORMAT,
-            "source": hf.source_fingerprint(str(self.cfg.hf_path)),
+            "source": hf.source_fingerprint(str(self.cfg.hf_path), self.cfg.get("hf_revision")),
             "seq_len": int(self.cfg.seq_len),
             "val_policy": self.val_policy,
         }
@@ -89,7 +89,13 @@ class Text(Task):
 
     def _load(self, split: str):
         return hf.load_split(
-            str(self.cfg.hf_path), split, COLUMNS, self.data_dir / "hf", self.name, HUB_ID
+            str(self.cfg.hf_path),
+            split,
+            COLUMNS,
+            self.data_dir / "hf",
+            self.name,
+            HUB_ID,
+            revision=self.cfg.get("hf_revision"),
         )
 
     def _tokenise(self, ds, split: str) -> dict[str, np.ndarray]:
@@ -124,7 +130,11 @@ class Text(Task):
                 "val": {k: v[va] for k, v in train.items()},
                 "test": test,
             }
-        summary: dict[str, Any] = {"hf_path": str(self.cfg.hf_path), "val_policy": policy}
+        summary: dict[str, Any] = {
+            "hf_path": str(self.cfg.hf_path),
+            "val_policy": policy,
+            "hf_revision": self.cfg.get("hf_revision") or "unpinned",
+        }
         summary["splits"] = {
             name: split_summary(
                 a["lengths"], a["labels"], NUM_CLASSES, truncated=int(a["truncated"].sum())

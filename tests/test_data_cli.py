@@ -24,13 +24,15 @@ def test_generates_and_prepares(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"listops: {tmp_path}/cache/listops-")
     assert out[1] == "sizes: train=60, val=10, test=10"
-    assert out[2].startswith("took ")
+    assert out[2] == "cache: built"
+    assert out[3].startswith("took ")
     meta = _spec(out[0])
     assert meta["data_spec"]["max_depth"] == 4 and meta["data_spec"]["min_length"] == 10
     assert len(list((tmp_path / "generated").glob("listops-*/basic_*.tsv"))) == 3
     # the same command again reuses the cache (task=listops is the default)
     assert data_cli.main(["task.max_depth=4", f"data_dir={tmp_path}", *TINY]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == out[0]
+    again = capsys.readouterr().out.splitlines()
+    assert again[0] == out[0] and again[2] == "cache: verified"
 
 
 def test_experiment_overrides_then_command_line(tmp_path, capsys):

@@ -84,6 +84,17 @@ def test_bad_archive_digest_and_usage_errors(tmp_path):
     assert missing.returncode == 1 and "not found" in missing.stderr
 
 
+def test_digest_pin_from_the_environment_and_unverified_notice(tmp_path, monkeypatch):
+    data = fake_release(tmp_path / "a.gz")
+    args = ("--extract-only", str(tmp_path / "a.gz"), "--dest", str(tmp_path / "r"))
+    monkeypatch.delenv("LRA_RELEASE_SHA256", raising=False)
+    assert "sha256: NOT VERIFIED" in fetch(*args).stdout
+    monkeypatch.setenv("LRA_RELEASE_SHA256", hashlib.sha256(data).hexdigest())
+    assert "sha256: verified" in fetch(*args).stdout
+    monkeypatch.setenv("LRA_RELEASE_SHA256", "0" * 64)
+    assert "sha256 mismatch" in fetch(*args).stderr
+
+
 class RangeServer(http.server.BaseHTTPRequestHandler):
     """Serves ``payload`` at any path; honours ``Range: bytes=N-``; records the ranges asked."""
 

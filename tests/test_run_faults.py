@@ -45,6 +45,7 @@ def test_damaged_checkpoint_names_the_file_and_the_way_out(tiny_overrides, tmp_p
     run_dir = tmp_path / "run"
     train.run(cfg, run_dir)
     last = run_dir / "last.pt"
+    (run_dir / "record.json").unlink()  # as if the run had been killed before its end
     if damage == "truncate":
         last.write_bytes(last.read_bytes()[:1000])
     else:
@@ -116,3 +117,18 @@ def test_cli_bad_number_is_one_line_and_exit_2(tiny_overrides, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: task.optim.steps=0")
     assert "Traceback" not in done.stderr
+
+
+def test_the_same_command_after_the_end_skips_the_finished_run(tiny_overrides, tmp_path):
+    quick = ["task.optim.steps=4", "task.optim.eval_every=2"]
+    cfg = compose("train", tiny_overrides + quick)
+    first = train.run(cfg, tmp_path / "run")
+    (tmp_path / "run" / "best.pt").unlink()  # a retraining would need and rewrite it
+    again = train.run(cfg, tmp_path / "run")
+    assert again == first and not (tmp_path / "run" / "best.pt").exists()
+    moved = compose("train", tiny_overrides + quick + [f"results_dir={tmp_path / 'other'}"])
+    assert train.run(moved, tmp_path / "run") == first  # the record reaches the new results_dir
+    assert read_records(tmp_path / "other")[0]["run_id"] == first["run_id"]
+    restart = compose("train", tiny_overrides + quick + ["trainer.resume=false"])
+    assert train.run(restart, tmp_path / "run")["created"] >= first["created"]
+    assert (tmp_path / "run" / "best.pt").exists()  # resume=false trains again

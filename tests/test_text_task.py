@@ -251,3 +251,24 @@ def test_lra_data_cli(imdb, tmp_path, capsys):
     assert "hf_path=" in err and "hf download" in err and "Traceback" not in err
     assert data_cli.main(["task=text", "task.val_policy=dev"]) == 2
     assert "val_policy" in capsys.readouterr().err
+
+
+def test_hf_revision_pins_the_hub_load_and_keys_the_cache(tmp_path, monkeypatch):
+    import datasets
+
+    from tasks import hf
+
+    assert (
+        hf.source_fingerprint("stanfordnlp/imdb") == "hub:stanfordnlp/imdb"
+    )  # unpinned: as before
+    assert hf.source_fingerprint("stanfordnlp/imdb", "abc") == "hub:stanfordnlp/imdb@abc"
+    seen = {}
+
+    def fake_load(path, split, cache_dir, **kw):
+        seen.update(kw)
+        raise FileNotFoundError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    with pytest.raises(hf.MissingDataError):
+        hf.load_split("stanfordnlp/imdb", "train", ["text"], tmp_path, "text", "x", revision="abc")
+    assert seen == {"revision": "abc"}

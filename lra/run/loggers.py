@@ -63,14 +63,15 @@ class WandbLogger:
 
 
 def _sweep_group() -> str | None:
-    """Inside a Hydra multirun, the sweep folder (``multirun/<date>/<time>``) names the group."""
+    """Inside a Hydra multirun, the named sweep (``+sweep=<name>``) names the group, else
+    ``multirun``."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            return str(hydra_cfg.sweep.dir).replace("/", "_")
+            return str(hydra_cfg.runtime.choices.get("sweep") or "multirun")
     except Exception:  # noqa: BLE001 - not under Hydra (tests, notebooks)
         pass
     return None

@@ -18,6 +18,7 @@ data-parallel (:mod:`lra.run.distributed`); rank 0 writes checkpoints and the re
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ import hydra
 from omegaconf import DictConfig
 
 from lra.config import CONF_DIR
-from lra.records import write_json_atomic, write_record
+from lra.identity import make_run_id
+from lra.records import record_path, write_json_atomic, write_record
 from lra.run import distributed
 from lra.run.checkpoint import CheckpointError
 from lra.run.checks import ConfigError, validate_run_config
@@ -37,6 +39,7 @@ from lra.run.preempt import Preempted, PreemptGuard
 from lra.run.record import base_record, plain_config, summary_line, trainer_record
 from lra.runtime import resolve_device
 from tasks import MissingDataError, task_from_config
+from tasks.errors import DataError
 
 
 def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
@@ -55,7 +58,31 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     info = distributed.from_env()
     with RunLock(run_dir) if info.is_main else contextlib.nullcontext():
+        finished = finished_record(cfg, run_dir)
+        if finished is not None and not info.enabled:
+            return finished
         return _run(cfg, run_dir, info)
+
+
+def finished_record(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """The ``ok`` record of this very run if its folder already holds one (and resuming is on):
+    the same command again, or a re-started sweep, skips a finished run. Its record is written
+    to ``results_dir`` too if it is not there (e.g. another ``results_dir``)."""
+    path = run_dir / "record.json"
+    if not (cfg.trainer.resume and path.is_file()):
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("status") != "ok":
+        return None
+    if record.get("run_id") != make_run_id(cfg):
+        return None
+    if not record_path(cfg.results_dir, record["run_id"]).is_file():
+        write_record(cfg.results_dir, record)
+    print(f"{record['run_id']} already finished ({path}); trainer.resume=false runs it again")
+    return record
 
 
 def _run(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo) -> dict[str, Any]:
@@ -133,7 +160,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             print(f"job {hydra_cfg.job.num} failed (record written): {err!r}", file=sys.stderr)
             return
-        if isinstance(err, MissingDataError | CheckpointError):
+        if isinstance(err, MissingDataError | DataError | CheckpointError):
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
         raise
