@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the built-in default, from a fresh checkout: set up, generate a small ListOps,
 # train the full-attention Transformer on the CPU (experiment=smoke), print the leaderboard.
-# Records and tables go to outputs/results (git-ignored); LRA_RESULTS_DIR=results regenerates
-# the project's committed ones.
+# Records and tables go to outputs/results (git-ignored). Run again, it finds the finished run
+# and only reports; `LRA_RESULTS_DIR=results ./scripts/demo.sh trainer.resume=false` retrains
+# and regenerates the project's committed record and tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
