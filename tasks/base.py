@@ -26,12 +26,16 @@ TASKS: dict[str, type[Task]] = {}
 
 
 def warn_thresholds(
-    task: str, summary: dict[str, Any], splits: dict[str, dict[str, np.ndarray]]
+    task: str,
+    summary: dict[str, Any],
+    splits: dict[str, dict[str, np.ndarray]],
+    truncation_expected: bool = False,
 ) -> None:
     """Warn when a split is mostly truncated; record counts and thresholds in ``summary``.
 
     Reads ``summary["splits"][split]["truncated"]`` (and ``truncated_2`` for pairs) where the
-    task counted them; adds ``truncated_fraction`` and ``summary["thresholds"]``.
+    task counted them; adds ``truncated_fraction`` and ``summary["thresholds"]``. A task whose
+    protocol truncates nearly every example by design records the fractions without warning.
     """
     summary["thresholds"] = {
         "warn_truncated_fraction": WARN_TRUNCATED_FRACTION,
@@ -46,7 +50,7 @@ def warn_thresholds(
                 continue
             fraction = int(facts[key]) / count
             facts[f"{key}_fraction"] = round(fraction, 4)
-            if fraction > WARN_TRUNCATED_FRACTION:
+            if fraction > WARN_TRUNCATED_FRACTION and not truncation_expected:
                 warnings.warn(
                     f"{task}: {facts[key]} of {count} {split} examples ({fraction:.0%}) are longer "
                     f"than seq_len and truncated (warning above {WARN_TRUNCATED_FRACTION:.0%}); "
@@ -63,6 +67,8 @@ class Task(abc.ABC):
     """
 
     name: ClassVar[str]
+    # True where the LRA protocol cuts nearly every example at seq_len (no truncation warning)
+    truncation_expected: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -157,7 +163,7 @@ class Task(abc.ABC):
                 raise EmptySplitError(
                     f"{self.name}: the {split} split has no examples ({self.source_of(split)})"
                 )
-        warn_thresholds(self.name, summary, splits)
+        warn_thresholds(self.name, summary, splits, self.truncation_expected)
         cache.write_cache(self.cache_dir, splits, self.spec, self.data_spec(), summary)
         return self.cache_dir
 

@@ -171,3 +171,9 @@ def test_committed_cpu_text_csv_splits_into_its_two_runs():
     assert len(local) == 1
     assert local["speed_vs_transformer_naive"].iloc[0] == pytest.approx(12.0, abs=0.005)
     assert local["bench_id"].iloc[0] == runs[0]
+
+
+def test_a_setting_without_a_value_still_gets_its_table():
+    rows = FRAME.assign(threads=None)  # e.g. rows of a device whose thread count was not set
+    tables = efficiency_tables(efficiency_frame(rows, REFS), REFS)
+    assert len(tables) == 1 and "linear" in markdown(tables[0])

@@ -172,7 +172,7 @@ def efficiency_tables(frame: pd.DataFrame, references: list[str]) -> list[Table]
     invocations by start)."""
     tables = []
     refs = ", ".join(references)
-    for group, rows in frame.groupby(list(BENCH_GROUP), sort=False):
+    for group, rows in frame.groupby(list(BENCH_GROUP), sort=False, dropna=False):
         task, mode, batch, device, dtype, threads, bench_id = group
         lengths = sorted(int(n) for n in rows["length"].unique())
         order = [m for m in references if m in set(rows["method"])]
