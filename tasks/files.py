@@ -1,12 +1,14 @@
 """Files that are never left half-written, leftovers that are swept, workers that die with us.
 
-Every temporary file or folder of ``tasks`` is named ``<final name>.tmp<pid>`` (``pid`` = the
-writing process) next to its final path:
+Every temporary file or folder of ``tasks`` is named ``<final name>.tmp<pid>@<host>`` (the
+writing process and its machine) next to its final path:
 
 * ``temp_path(path)`` yields that name, renames it onto ``path`` on success and removes it on
   any failure (including ``OSError(ENOSPC)``, so a disk-full error does not keep the disk full);
-* ``sweep(folder)`` removes the ``*.tmp<pid>`` entries whose process is no longer running
-  (a ``kill -9`` skips every ``finally``); the writers call it before they start;
+* ``sweep(folder)`` removes the ``*.tmp<pid>`` entries of this machine whose process is no
+  longer running (a ``kill -9`` skips every ``finally``); the writers call it before they start.
+  Entries of another host are left alone: on a shared file system (a cluster's data folder)
+  a pid says nothing about another machine's processes;
 * ``die_with_parent`` is the initializer of every generator process pool: the worker gets
   ``SIGKILL`` when the process that started it dies (Linux ``prctl(PR_SET_PDEATHSIG)``), and a
   watchdog thread ends it on other systems, so a killed ``lra-data`` leaves no worker writing
@@ -21,20 +23,27 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-_TMP = re.compile(r"\.tmp(\d+)$")
+_TMP = re.compile(r"\.tmp(\d+)(?:@([A-Za-z0-9_.-]+))?$")
 PR_SET_PDEATHSIG = 1
 
 
+def host_tag() -> str:
+    """This machine's name as it appears in temporary names (safe characters only)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "localhost"
+
+
 def tmp_name(path: str | Path, pid: int | None = None) -> Path:
-    """``<path>.tmp<pid>``: the temporary name of ``path`` for process ``pid`` (default: us)."""
+    """``<path>.tmp<pid>@<host>``: the temporary name of ``path`` for process ``pid`` (default:
+    this one) on this machine."""
     path = Path(path)
-    return path.with_name(f"{path.name}.tmp{os.getpid() if pid is None else pid}")
+    return path.with_name(f"{path.name}.tmp{os.getpid() if pid is None else pid}@{host_tag()}")
 
 
 def pid_alive(pid: int) -> bool:
@@ -72,7 +81,9 @@ def sweep(folder: str | Path) -> list[Path]:
         return removed
     for entry in folder.iterdir():
         match = _TMP.search(entry.name)
-        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+        if not match or match.group(2) not in (None, host_tag()):  # another machine's writer
+            continue
+        if int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
             remove(entry)
             removed.append(entry)
     return removed

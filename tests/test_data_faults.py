@@ -347,3 +347,14 @@ def test_empty_pathfinder_metadata_file_warns(tmp_path):
     assert len(rows) == 1
     assert any("1 empty metadata file(s)" in str(w.message) and "1.npy" in str(w.message)
                for w in caught)  # fmt: skip
+
+
+def test_sweep_leaves_other_machines_writers_alone(tmp_path):
+    """On a shared file system another host's pid means nothing here: never sweep its files."""
+    dead = _dead_pid()
+    mine = files.tmp_name(tmp_path / "basic_train.tsv", pid=dead)
+    theirs = tmp_path / f"basic_val.tsv.tmp{dead}@another-node"
+    for path in (mine, theirs):
+        path.write_text("partial")
+    assert files.sweep(tmp_path) == [mine]
+    assert theirs.exists() and mine.name.endswith(f"@{files.host_tag()}")
