@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -146,3 +148,28 @@ def test_lr_search_ends_with_the_table_selected_on_val(tiny_overrides, tmp_path)
     cell = re.search(r"\d+\.\d\d \(n=1\) \[[^\]]*\]", proc.stdout).group(0)
     assert cell.startswith(f"{100 * best['test_acc']:.2f} (n=1) [")
     assert f" lr={lr:g}," in cell or f"[lr={lr:g}," in cell or f" lr={lr:g}]" in cell
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_job_killed_by_the_os_costs_only_that_job(launcher, tiny_overrides, tmp_path):
+    """SIGKILL one job's process (as the out-of-memory killer would): its record says so, the
+    other job still runs, the sweep ends normally."""
+    longer = ["task.optim.steps=400", "task.optim.eval_every=100", "task.backbone.dim=64"]
+    extra = ["hydra.launcher.n_jobs=1"] if launcher == "joblib" else []
+    cmd = [sys.executable, "-m", "lra.run.train", "-m", *tiny_overrides, *longer, *extra,
+           f"hydra/launcher={launcher}", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock, deadline = None, time.time() + 240
+    while lock is None and time.time() < deadline:  # the first job's process holds its lock
+        locks = [p for p in (tmp_path / "sweep").rglob(".lock") if p.read_text().strip()]
+        lock = locks[0] if locks else None
+        time.sleep(0.05)
+    assert lock is not None, "no job started"
+    os.kill(int(lock.read_text()), signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    records = {r["seed"]: r for r in read_records(tmp_path / "results")}
+    killed = next(r for r in records.values() if r["status"] == "failed")
+    assert "SIGKILL" in killed["error"] and "out-of-memory" in killed["error"]
+    assert len(records) == 2 and sum(r["status"] == "ok" for r in records.values()) == 1

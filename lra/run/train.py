@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from lra.config import CONF_DIR
 from lra.identity import make_run_id
 from lra.records import record_path, write_json_atomic, write_record
-from lra.run import distributed
+from lra.run import distributed, supervise
 from lra.run.checkpoint import CheckpointError
 from lra.run.checks import ConfigError, validate_run_config
 from lra.run.lock import RunLock, RunLocked
@@ -141,24 +141,42 @@ def _run(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo) -> dict[str
 def _hydra_main(cfg: DictConfig) -> None:
     """One run. In a multirun (``-m``) a failing job has written its ``status=failed`` record
     and returns normally, so the sweep goes on; a single run exits non-zero. A preempted run
-    exits with 128 + the signal number (under submitit, after requeueing itself)."""
+    exits with 128 + the signal number (under submitit, after requeueing itself). Jobs of a
+    local sweep (basic, joblib launchers) run in a child process (:mod:`lra.run.supervise`): a
+    job killed by the operating system gets a ``failed`` record and the sweep goes on."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    num = hydra_cfg.job.num if multirun else 0  # job numbers exist in multiruns only
+    if not (multirun and supervise.is_local(hydra_cfg.launcher._target_)):
+        _job(cfg, hydra_cfg.runtime.output_dir, multirun, num)
+        return
+    code = supervise.run_isolated(lambda: _job(cfg, hydra_cfg.runtime.output_dir, multirun, num))
+    if code is not None and code < 0:
+        message = supervise.death_message(code)
+        write_record(cfg.results_dir, base_record(cfg, None, "failed", message))
+        print(f"job {num} failed (record written): {message}", file=sys.stderr)
+    elif code:
+        sys.exit(code)  # preempted: the sweep stops as it would in one process
+
+
+def _job(cfg: DictConfig, output_dir: str, multirun: bool, num: int) -> None:
+    """One job with the exits of the single-run and multirun cases."""
     try:
-        run(cfg, hydra_cfg.runtime.output_dir)
+        run(cfg, output_dir)
     except Preempted as stop:
         print(f"preempted: {stop}", file=sys.stderr)
         sys.exit(stop.exit_code)
     except (ConfigError, RunLocked) as err:  # refused before starting: no record
         print(f"error: {err}", file=sys.stderr)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+        if multirun:
             return
         sys.exit(2 if isinstance(err, ConfigError) else 1)
     except Exception as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            print(f"job {hydra_cfg.job.num} failed (record written): {err!r}", file=sys.stderr)
+        if multirun:
+            print(f"job {num} failed (record written): {err!r}", file=sys.stderr)
             return
         if isinstance(err, MissingDataError | DataError | CheckpointError):
             print(f"error: {err}", file=sys.stderr)
