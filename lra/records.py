@@ -94,11 +94,16 @@ def latest_rows(frame: pd.DataFrame, key: str | list[str] | tuple[str, ...]) -> 
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so that a reader never sees a half-written file."""
+    """Write JSON so that a reader never sees a half-written file; a failed write (a full
+    disk) removes its temporary file instead of leaving it to keep the disk full."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def record_path(results_dir: str | Path, run_id: str) -> Path:

@@ -132,3 +132,35 @@ def test_the_same_command_after_the_end_skips_the_finished_run(tiny_overrides, t
     restart = compose("train", tiny_overrides + quick + ["trainer.resume=false"])
     assert train.run(restart, tmp_path / "run")["created"] >= first["created"]
     assert (tmp_path / "run" / "best.pt").exists()  # resume=false trains again
+
+
+def test_disk_full_while_saving_keeps_the_old_files_and_leaves_no_partial(tmp_path, monkeypatch):
+    import errno
+
+    from lra.records import write_json_atomic
+    from lra.run.checkpoint import save_atomic
+
+    def full(obj, f, *args, **kwargs):
+        with open(f, "wb") as handle:
+            handle.write(b"x" * 1000)  # part of the file, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    last = tmp_path / "last.pt"
+    save_atomic({"step": 1}, last)
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        save_atomic({"step": 2}, last)
+    monkeypatch.undo()
+    assert torch.load(last, weights_only=True) == {"step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+    record = tmp_path / "runs" / "r.json"
+    write_json_atomic(record, {"a": 1})
+    monkeypatch.setattr(
+        type(record), "write_text", lambda self, text: full(None, self) if "b" in text else None
+    )
+    with pytest.raises(OSError, match="No space left"):
+        write_json_atomic(record, {"b": 2})
+    monkeypatch.undo()
+    assert record.read_text().strip().startswith("{") and '"a": 1' in record.read_text()
+    assert sorted(p.name for p in record.parent.iterdir()) == ["r.json"]

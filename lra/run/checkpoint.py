@@ -28,10 +28,15 @@ REQUIRED = ("config_hash", "model", "optimizer", "scheduler", "scaler", "state",
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a reader never sees half a file."""
+    """``torch.save`` to a temporary file, then rename: a reader never sees half a file, and
+    a failed save (a full disk) removes the partial file and keeps the previous checkpoint."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(obj, tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def rng_state() -> dict[str, Any]:
