@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def write_record(results_dir: str | Path, record: dict[str, Any]) -> Path:
     if record["status"] not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {record['status']!r}")
     path = record_path(results_dir, record["run_id"])
+    sweep_stale_temps(path.parent)
     previous = _read_record(path)
     if previous is not None:
         attempts = list(previous.get("attempts") or [])
@@ -137,6 +139,25 @@ def write_record(results_dir: str | Path, record: dict[str, Any]) -> Path:
         record = record | {"attempts": attempts + [attempt_of(previous)]}
     write_json_atomic(path, record)
     return path
+
+
+STALE_TEMP_S = 3600  # a record's temporary file lives milliseconds; an hour-old one is a leftover
+
+
+def sweep_stale_temps(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove ``*.json.tmp<pid>`` files older than ``STALE_TEMP_S`` (left by a process killed
+    mid-write). Age, not pid, decides: on a shared file system a pid says nothing about
+    another machine's writer, and a live write is never an hour old."""
+    now = time.time() if now is None else now
+    removed = []
+    for tmp in folder.glob("*.json.tmp*") if folder.is_dir() else []:
+        try:
+            if now - tmp.stat().st_mtime > STALE_TEMP_S:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def _warn(message: str) -> None:

@@ -4,6 +4,8 @@ unreadable files are skipped with a warning naming them."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -82,3 +84,15 @@ def test_write_record_still_validates(tmp_path):
         write_record(tmp_path, {"run_id": "x"})
     with pytest.raises(ValueError, match="status"):
         write_record(tmp_path, record("maybe", "2026-01-01"))
+
+
+def test_leftover_temporary_files_are_swept_when_stale(tmp_path):
+    write_record(tmp_path, record("ok", "2026-01-01", 0.4))
+    runs = tmp_path / "runs"
+    old, fresh = runs / "x.json.tmp123", runs / "y.json.tmp456"
+    for path in (old, fresh):
+        path.write_text("{")
+    hour_ago = time.time() - 2 * 3600
+    os.utime(old, (hour_ago, hour_ago))
+    write_record(tmp_path, record("ok", "2026-01-02", 0.5))
+    assert not old.exists() and fresh.exists()  # a fresh one may be another writer's
