@@ -10,6 +10,7 @@ writes the job's ``failed`` record saying so, and the sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -32,9 +33,14 @@ def run_isolated(job: Callable[[], None]) -> int:
     child = multiprocessing.get_context("fork").Process(target=job)
     child.start()
     previous = {}
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the child may have just ended
+            os.kill(child.pid, signum)
+
     try:
         for sig in FORWARDED:
-            previous[sig] = signal.signal(sig, lambda signum, _frame: os.kill(child.pid, signum))
+            previous[sig] = signal.signal(sig, forward)
         child.join()
     finally:
         for sig, handler in previous.items():
