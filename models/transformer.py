@@ -1,13 +1,15 @@
 """Full softmax attention through ``torch.nn.functional.scaled_dot_product_attention``.
 
 ``softmax(Q K^T / sqrt(Dh)) V`` per head (Vaswani et al. 2017, "Attention Is All You Need"),
-the Transformer baseline of LRA (Tay et al. 2021). On GPU torch dispatches to its fused
-memory-efficient kernel (a boolean key-padding mask rules out the flash kernel); on CPU to the
-math or flash-CPU kernel. Same maths as ``transformer_naive``.
+the Transformer baseline of LRA (Tay et al. 2021). A batch without padding passes no
+mask, so torch may pick its fused flash kernel (GPU and CPU); a batch with padding passes a
+boolean key-padding mask, which rules the flash kernel out (memory-efficient kernel on GPU, math
+kernel on CPU). Same maths as ``transformer_naive``.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -40,5 +42,14 @@ class SoftmaxAttention(ProjectedAttention):
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
         """q, k, v [B, H, N, Dh], mask [B, N] bool -> [B, H, N, Dh]."""
         return F.scaled_dot_product_attention(
-            q, k, v, attn_mask=key_padding_mask(mask), dropout_p=dropout_p(self)
+            q, k, v, attn_mask=padding_mask_or_none(mask), dropout_p=dropout_p(self)
         )
+
+
+def padding_mask_or_none(mask: Tensor) -> Tensor | None:
+    """``None`` when ``mask`` [B, N] has no padding (fused kernels allowed), else the
+    :func:`key_padding_mask`. Under ``torch.compile`` the mask is always passed, so the
+    compiled graph has no data-dependent branch."""
+    if not torch.compiler.is_compiling() and bool(mask.all()):
+        return None
+    return key_padding_mask(mask)

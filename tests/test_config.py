@@ -8,7 +8,9 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from lra.config import compose, group_options, load_group
+from lra.config import CONF_DIR, compose, group_options, load_group
+from lra.identity import config_hash
+from lra.run.checks import ConfigError, validate_run_config
 
 
 @pytest.mark.parametrize("task", group_options("task"))
@@ -27,6 +29,59 @@ def test_every_task_and_model_composes(task, model):
 def test_every_experiment_composes(experiment):
     cfg = compose("train", [f"experiment={experiment}"])
     assert cfg.protocol == experiment
+
+
+def _leaf_keys(node, prefix=""):
+    out = set()
+    for key, value in node.items():
+        out |= _leaf_keys(value, f"{prefix}{key}.") if hasattr(value, "items") else {prefix + key}
+    return out
+
+
+@pytest.mark.parametrize("preset", group_options("preset"))
+def test_each_preset_sets_only_keys_its_task_has(preset):
+    """A preset that named a key of another task (ListOps' max_depth on Pathfinder) would
+    silently add it; every preset key must already exist in its task's YAML."""
+    experiment, task = preset.split("_", 1)
+    assert experiment in group_options("experiment") and task in group_options("task")
+    preset_keys = _leaf_keys(OmegaConf.load(CONF_DIR / "preset" / f"{preset}.yaml"))
+    assert preset_keys and preset_keys <= _leaf_keys(load_group("task", task)), preset_keys
+    cfg = compose("train", [f"experiment={experiment}", f"task={task}"])
+    for key in preset_keys:  # and the composed config has the preset's values
+        assert OmegaConf.select(cfg.task, key) == OmegaConf.select(
+            OmegaConf.load(CONF_DIR / "preset" / f"{preset}.yaml"), key
+        ), key
+    validate_run_config(cfg)
+
+
+def test_smoke_listops_is_the_demo_configuration():
+    """Moving the ListOps part of the smoke recipe into its preset kept the committed demo's
+    configuration (its run id)."""
+    demo = sorted((CONF_DIR.parent / "results" / "runs").glob("listops-transformer-s0-*.json"))
+    assert demo, "the committed demo record is missing"
+    cfg = compose("train", ["experiment=smoke"])
+    assert demo[0].stem.endswith(config_hash(cfg))
+    assert cfg.task.max_depth == 4 and cfg.trainer.device == "cpu"
+
+
+def test_smoke_pathfinder_mixes_in_no_listops_key():
+    cfg = compose("train", ["experiment=smoke", "task=pathfinder"])
+    assert "max_depth" not in cfg.task and "num_train" not in cfg.task
+    assert (cfg.task.source, cfg.task.num_images, cfg.task.resolution) == ("generate", 4000, 32)
+
+
+@pytest.mark.parametrize("task", ["text", "retrieval", "image"])
+def test_smoke_is_refused_for_a_task_without_preset(task):
+    cfg = compose("train", ["experiment=smoke", f"task={task}"])
+    with pytest.raises(ConfigError, match=f"experiment=smoke is not defined for task={task}"):
+        validate_run_config(cfg)
+
+
+def test_pathfinder_recipe_is_the_final_lra_one():
+    """pathfinder32/transformer_base.py after the maintainers' change of 2021-08-29."""
+    b = compose("train", ["task=pathfinder"]).task.backbone
+    assert (b.layers, b.heads, b.dim, b.qkv_dim, b.mlp_dim) == (4, 4, 32, 16, 32)
+    assert (b.dropout, b.attn_dropout, b.pooling, b.pos) == (0.2, 0.1, "mean", "sinusoidal")
 
 
 def test_listops_recipe_is_the_lra_one():

@@ -36,15 +36,14 @@ def test_generates_and_prepares(tmp_path, capsys):
 
 
 def test_experiment_overrides_then_command_line(tmp_path, capsys):
-    smoke = OmegaConf.load(CONF_DIR / "experiment" / "smoke.yaml").task
+    smoke = OmegaConf.load(CONF_DIR / "preset" / "smoke_listops.yaml")
     argv = ["experiment=smoke", f"data_dir={tmp_path}", "task.num_train=50", "task.num_val=5"]
     assert data_cli.main([*argv, "task.num_test=5", "trainer.progress=false"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "sizes: train=50, val=5, test=5"
     data_spec = _spec(out[0])["data_spec"]
     for key in ("seq_len", "max_depth", "min_length", "max_length"):
-        if key in smoke:
-            assert data_spec[key] == smoke[key]
+        assert data_spec[key] == smoke[key]
 
 
 def test_unknown_task_exits_2(capsys):
@@ -69,9 +68,16 @@ def test_same_keys_as_lra_train(tmp_path, capsys):
     assert "task.seq_len=1000" in err and "lra-train" in err
     from lra.config import compose
 
-    prepared = compose("data", ["task=text", "task.seq_len=1000", "experiment=smoke"])
-    trained = compose("train", ["task=text", "task.seq_len=1000", "experiment=smoke"])
+    prepared = compose("data", ["task=text", "task.seq_len=1000", "trainer.device=cpu"])
+    trained = compose("train", ["task=text", "task.seq_len=1000", "trainer.device=cpu"])
     assert prepared.task == trained.task and prepared.data_dir == trained.data_dir
+
+
+def test_smoke_for_a_task_without_preset_exits_2(tmp_path, capsys):
+    assert data_cli.main(["task=text", "experiment=smoke", f"data_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "experiment=smoke is not defined for task=text" in err and "pathfinder" in err
+    assert not any(tmp_path.iterdir())  # refused before any work
 
 
 def test_workers_refused_for_a_task_that_generates_nothing(tmp_path, capsys):

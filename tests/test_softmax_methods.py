@@ -39,3 +39,31 @@ def test_attention_dropout_is_stochastic_in_training_only(name):
     attn.eval()
     ref = projected_softmax_reference(attn, x, mask)
     torch.testing.assert_close(attn(x, mask)[mask], ref[mask], atol=1e-5, rtol=1e-5)
+
+
+def test_a_batch_without_padding_passes_no_mask(monkeypatch):
+    """No padding: SDPA gets ``attn_mask=None`` (fused kernels allowed) and the same output as
+    with an explicit all-true mask; one padded item brings the mask back."""
+    import models.transformer as sdpa_module
+
+    seen = []
+    real = sdpa_module.F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        seen.append(attn_mask)
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    attn = make("transformer").float().eval()
+    x, mask = inputs(32, b=2, tail=0, gaps=(), dtype=torch.float32)
+    assert mask.all()
+    monkeypatch.setattr(sdpa_module.F, "scaled_dot_product_attention", spy)
+    out = attn(x, mask)
+    assert seen == [None]
+    monkeypatch.setattr(sdpa_module, "padding_mask_or_none", sdpa_module.key_padding_mask)
+    torch.testing.assert_close(attn(x, mask), out, atol=1e-6, rtol=1e-6)
+    assert seen[-1] is not None
+    monkeypatch.undo()
+    monkeypatch.setattr(sdpa_module.F, "scaled_dot_product_attention", spy)
+    mask[1, -3:] = False
+    attn(x, mask)
+    assert seen[-1] is not None and seen[-1].shape == (2, 1, 1, 32)

@@ -32,8 +32,26 @@ def _int_at_least(key: str, value: Any, low: int, nullable: bool = False) -> Non
     )
 
 
+def check_protocol_fits_task(cfg: DictConfig) -> None:
+    """An experiment with per-task presets (``conf/preset/<protocol>_<task>.yaml``) is defined
+    for those tasks only: ``experiment=smoke task=text`` is refused, not run with ListOps keys."""
+    from lra.config import group_options
+
+    protocol, task = str(cfg.get("protocol", "lra")), str(cfg.task.name)
+    tasks = [p.removeprefix(f"{protocol}_") for p in group_options("preset")]
+    tasks = [t for p, t in zip(group_options("preset"), tasks, strict=True) if p != t]
+    if tasks and task not in tasks:
+        raise ConfigError(
+            f"experiment={protocol} is not defined for task={task}: it has presets for "
+            f"task={'|'.join(tasks)} (conf/preset/{protocol}_<task>.yaml); drop experiment= to "
+            f"run the task's LRA recipe"
+        )
+
+
 def validate_run_config(cfg: DictConfig) -> None:
-    """Check the seed, the recipe's ``task.optim`` and the ``trainer`` values of a run."""
+    """Check the protocol's task, the seed, the recipe's ``task.optim`` and the ``trainer``
+    values of a run."""
+    check_protocol_fits_task(cfg)
     _int_at_least("seed", cfg.seed, 0)
     o, t = cfg.task.optim, cfg.trainer
     for key in ("batch_size", "steps", "eval_every"):

@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lra.config import CONF_DIR, compose, group_options
+from lra.run.checks import check_protocol_fits_task
 
 USAGE = __doc__.split("\n\n")[1].strip()
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
+        check_protocol_fits_task(cfg)
         prepare(cfg)
     except Exception as err:  # every error becomes one line and an exit code
         code, message = classify(err)
