@@ -126,3 +126,12 @@ def test_cli_unknown_override_key_is_hydra_error_not_traceback():
     result = _cli("task.optim.nope=1")
     assert result.returncode != 0
     assert "nope" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_smoke_all_sweep_lists_every_registered_method():
+    from models import REGISTRY
+
+    params = OmegaConf.load(CONF_DIR / "sweep" / "smoke_all.yaml").hydra.sweeper.params
+    methods = params.model.split(",")
+    assert sorted(methods) == sorted(REGISTRY) and len(methods) == len(set(methods))
+    assert (params.experiment, params.task, params.seed) == ("smoke", "listops", "0,1,2")
