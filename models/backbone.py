@@ -4,7 +4,8 @@ Follows the LRA encoder (Tay et al. 2021, ``lra_benchmarks/models/transformer``;
 Vaswani et al. 2017 with the LayerNorm moved before each sub-layer):
 
     ids [B, L] -> Embedding (+ CLS, + positions) -> Dropout -> Block x layers -> LayerNorm
-        -> pool (CLS state, or mean over real tokens) [B, D] -> head -> logits [B, C]
+        -> pool (CLS state, first token's state, or mean over real tokens) [B, D]
+        -> head -> logits [B, C]
 
 Only the attention differs between methods; :func:`attention_from_recipe` builds it (a
 ``REGISTRY`` name or a class) with the recipe's dim, heads, dropout and qkv_dim.
@@ -12,10 +13,14 @@ Details kept from the LRA code: token embedding N(0, 1); sinusoidal positions (i
 sin/cos) or learned N(0, 0.02); learned CLS vector initialised to zero and added to position 0;
 MLP Dense -> GELU (tanh form, Flax's default) -> Dropout -> Dense -> Dropout with Xavier-uniform
 kernels and ~zero biases; LayerNorm eps 1e-6; head Dense(mlp_dim) -> ReLU -> Dense(classes).
+Pairs (Retrieval): one shared-weight encoder on both documents, then ``pair_head``:
+``concat`` is LRA's ``classifier_head_dual`` (``lra_benchmarks/models/layers/common_layers.py``
+@ 6d5e5ca, the code behind the published numbers): ``[u, v]`` -> Dense(mlp_dim) -> ReLU ->
+Dense(mlp_dim // 2) -> ReLU -> Dense(classes); ``nli`` is the paper's description:
+``[u, v, u*v, u-v]`` -> the single-sequence head. LRA's dual encoder adds no CLS token and its
+"CLS" pooling takes the first byte's state: ``pooling: first`` here.
 Departures (deliberate): the CLS position is always real (LRA copies the first token's padding
-bit); mean pooling averages real tokens only (LRA averages every position, padding included);
-the pair encoder also prepends CLS (LRA's dual encoder pools the first byte's state); the
-pair head is the NLI one the paper describes, with one hidden layer as the single head.
+bit); mean pooling averages real tokens only (LRA averages every position, padding included).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ if TYPE_CHECKING:  # models reads a TaskSpec's fields only; no import-time tie t
     from tasks.spec import TaskSpec
 
 POS_CHOICES = ("sinusoidal", "learned")
-POOL_CHOICES = ("cls", "mean")
+POOL_CHOICES = ("cls", "first", "mean")
+PAIR_HEADS = ("concat", "nli")
 REQUIRED_KEYS = ("layers", "heads", "dim", "mlp_dim", "pooling")
 
 
@@ -44,9 +50,11 @@ REQUIRED_KEYS = ("layers", "heads", "dim", "mlp_dim", "pooling")
 class BackboneConfig:
     """The task's backbone recipe (``conf/task/<task>.yaml: backbone``).
 
-    ``pooling`` (``"cls"`` or ``"mean"``) is required: the recipe alone decides it (a
-    ``segment_recurrent`` method pools by the mean whatever it says). ``qkv_dim`` None means
-    ``dim`` (LRA's Image recipe uses qkv 64 with embedding 128).
+    ``pooling`` is required: the recipe alone decides it (a ``segment_recurrent`` method pools
+    by the mean whatever it says): ``cls`` (a learned CLS vector prepended, its final state),
+    ``first`` (no CLS; the first token's final state) or ``mean`` (over real tokens).
+    ``qkv_dim`` None means ``dim`` (LRA's Image recipe uses qkv 64 with embedding 128).
+    ``pair_head`` (``concat`` or ``nli``) is the head of a pair task (see the module docstring).
     """
 
     layers: int
@@ -58,6 +66,7 @@ class BackboneConfig:
     attn_dropout: float = 0.1
     pos: str = "sinusoidal"
     qkv_dim: int | None = None
+    pair_head: str = "concat"
 
     @classmethod
     def parse(cls, cfg: Mapping[str, Any] | DictConfig | BackboneConfig) -> BackboneConfig:
@@ -91,6 +100,10 @@ class BackboneConfig:
         if self.pooling not in POOL_CHOICES:
             raise ValueError(
                 f"backbone pooling must be one of {list(POOL_CHOICES)}, got {self.pooling!r}"
+            )
+        if self.pair_head not in PAIR_HEADS:
+            raise ValueError(
+                f"backbone pair_head must be one of {list(PAIR_HEADS)}, got {self.pair_head!r}"
             )
 
 
@@ -207,12 +220,13 @@ class Block(nn.Module):
 
 
 def pool(x: Tensor, mask: Tensor, mode: str) -> Tensor:
-    """x [B, N, D], mask [B, N] bool -> [B, D]: first position (``cls``) or mean of real tokens.
+    """x [B, N, D], mask [B, N] bool -> [B, D]: the first position (``cls``: the CLS vector's
+    state; ``first``: the first token's) or the mean of real tokens (``mean``).
 
     Padded positions are excluded with ``masked_fill`` (not a product), so even non-finite
     values there cannot leak; a sequence without real tokens pools to zeros.
     """
-    if mode == "cls":
+    if mode in ("cls", "first"):
         return x[:, 0]
     total = x.masked_fill(~mask[..., None], 0.0).sum(dim=1)
     return total / mask.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
@@ -270,9 +284,11 @@ class Encoder(nn.Module):
 class Classifier(nn.Module):
     """Encoder + head: ``forward(batch) -> logits [B, num_classes]``.
 
-    Single sequence: head(pooled). Pair (``spec.pair``, LRA Retrieval): one shared-weight
-    encoder on both documents, NLI features ``[u, v, u*v, u-v]`` [B, 4D] -> head.
-    Head: Dense(mlp_dim) -> ReLU -> Dense(num_classes).
+    Single sequence: pooled [B, D] -> Dense(mlp_dim) -> ReLU -> Dense(num_classes). Pair
+    (``spec.pair``, LRA Retrieval): one shared-weight encoder on both documents, then the
+    recipe's ``pair_head``: ``concat`` ``[u, v]`` [B, 2D] -> Dense(mlp_dim) -> ReLU ->
+    Dense(mlp_dim // 2) -> ReLU -> Dense(num_classes) (LRA's code), or ``nli``
+    ``[u, v, u*v, u-v]`` [B, 4D] -> the single-sequence head (the paper).
     """
 
     def __init__(
@@ -285,17 +301,31 @@ class Classifier(nn.Module):
         super().__init__()
         self.spec = spec
         self.encoder = Encoder(spec, backbone_cfg, attention, attention_options)
-        cfg, features = self.encoder.cfg, self.encoder.dim * (4 if spec.pair else 1)
-        self.head = nn.Sequential(
-            nn.Linear(features, cfg.mlp_dim), nn.ReLU(), nn.Linear(cfg.mlp_dim, spec.num_classes)
-        )
+        cfg, dim = self.encoder.cfg, self.encoder.dim
+        self.pair_head = cfg.pair_head if spec.pair else None
+        if self.pair_head == "concat":
+            self.head = nn.Sequential(
+                nn.Linear(2 * dim, cfg.mlp_dim),
+                nn.ReLU(),
+                nn.Linear(cfg.mlp_dim, cfg.mlp_dim // 2),
+                nn.ReLU(),
+                nn.Linear(cfg.mlp_dim // 2, spec.num_classes),
+            )
+        else:
+            features = dim * (4 if self.pair_head == "nli" else 1)
+            self.head = nn.Sequential(
+                nn.Linear(features, cfg.mlp_dim),
+                nn.ReLU(),
+                nn.Linear(cfg.mlp_dim, spec.num_classes),
+            )
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         """batch: ``input_ids`` [B, L] long, ``mask`` [B, L] bool (+ ``_2`` for pairs)."""
         u = self.encoder(batch["input_ids"], batch["mask"])
         if self.spec.pair:
             v = self.encoder(batch["input_ids_2"], batch["mask_2"])
-            u = torch.cat([u, v, u * v, u - v], dim=-1)
+            pair = [u, v] if self.pair_head == "concat" else [u, v, u * v, u - v]
+            u = torch.cat(pair, dim=-1)
         return self.head(u)
 
     def aux_loss(self) -> Tensor:

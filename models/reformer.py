@@ -2,15 +2,22 @@
 
 Kitaev et al. 2020, "Reformer: The Efficient Transformer" (ICLR), §2:
 
-* shared QK: keys are the queries, length-normalised (``k_j = sqrt(Dh) q_j / |q_j|``, so
-  the logit ``q_i . k_j / sqrt(Dh)`` equals ``q_i . q_j / |q_j|``), values separate;
+* shared QK: keys are the queries, length-normalised, and the logit is ``q_i . q_j / |q_j|``
+  with no further ``1/sqrt(Dh)``; values separate. This is the original's definition: the
+  paper sets ``k_j = q_j / |q_j|`` and omits the scale (§2), and trax
+  (``trax/layers/research/efficient_attention.py`` @ 00a9b13, ``attend``) RMS-normalises the
+  keys and then divides them by ``sqrt(Dh)``, i.e. unit-length keys. The query's norm is a
+  learned temperature. (The PyTorch port ``reformer-pytorch`` scales unit keys by
+  ``Dh^-0.5`` again, ``sqrt(Dh)`` times smaller logits; LRA's own ``reformer_attention.py``
+  @ a2e5057 multiplies by ``sqrt(Dh)`` and normalises nothing: neither is followed here);
 * angular LSH: ``h(x) = argmax([x R ; -x R])`` with a random rotation ``R`` [Dh, nbk/2] per
   round, so ``nbk`` buckets; ``nbk`` is set from each sequence's real length ``L`` as
   ``ceil(L / bucket_size)`` rounded up to an even number (buckets about a chunk long);
 * the tokens are sorted by (bucket, position), cut into chunks of ``bucket_size`` and every
   query attends to the keys of its own chunk and of the previous chunk (``O(n b)``);
 * a token does not attend to itself unless it has no other key (shared QK would otherwise
-  always favour itself): its own logit is replaced by ``-5e4``;
+  always favour itself): its own logit is replaced by ``-5e4`` (trax subtracts ``1e5``, which
+  overflows fp16; either leaves it a weight of 0 when another key exists);
 * ``n_hashes`` rounds with independent rotations attend over the union of the rounds' key
   sets: each round's outputs are weighted by its log-partition function and a logit is
   lowered by ``log`` of the number of rounds in which that key is in the query's chunk

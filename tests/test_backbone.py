@@ -129,7 +129,7 @@ def test_aux_loss_and_num_params():
 
 
 def test_pair_mode_uses_one_encoder_and_nli_features():
-    model = classifier(spec=PAIR)
+    model = classifier(spec=PAIR, pair_head="nli")
     assert sum(isinstance(m, type(model.encoder)) for m in model.modules()) == 1
     assert model.head[0].in_features == 4 * TINY["dim"]
     seen = []
@@ -141,6 +141,39 @@ def test_pair_mode_uses_one_encoder_and_nli_features():
     torch.testing.assert_close(u, v)
     torch.testing.assert_close(uv, u * u)
     assert diff.abs().max() == 0
+
+
+def test_lra_concat_head_on_the_first_tokens_state():
+    """LRA's dual encoder: no CLS token, the first token's final state of each document,
+    [u, v] -> Dense(mlp) -> ReLU -> Dense(mlp // 2) -> ReLU -> Dense(classes)."""
+    model = classifier(spec=PAIR, pooling="first", pair_head="concat")
+    assert model.encoder.embed.cls is None and model.encoder.embed.length == PAIR.max_len
+    widths = [(m.in_features, m.out_features) for m in model.head if hasattr(m, "in_features")]
+    assert widths == [(32, 32), (32, 16), (16, PAIR.num_classes)]
+    seen = []
+    model.head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    b = {**batch([9, 20], 20, spec=PAIR), **batch([20, 4], 20, "_2", seed=3, spec=PAIR)}
+    model(b)
+    enc = model.encoder
+    for half, suffix in zip(seen[0].chunk(2, dim=-1), ("", "_2"), strict=True):
+        x, mask = enc.embed(b["input_ids" + suffix], b["mask" + suffix])
+        for block in enc.blocks:  # eval mode: no dropout
+            x = block(x, mask)
+        torch.testing.assert_close(half, enc.norm(x)[:, 0])
+    # the first token's state depends on the first token: change it and u moves
+    b2 = {**b, "input_ids": b["input_ids"].clone()}
+    b2["input_ids"][:, 0] = (b2["input_ids"][:, 0] + 1) % PAIR.vocab_size
+    model(b2)
+    assert not torch.allclose(seen[1][:, :16], seen[0][:, :16])
+    with pytest.raises(ValueError, match="pair_head"):
+        classifier(spec=PAIR, pair_head="dot")
+
+
+def test_retrieval_recipe_is_lras_code():
+    from lra.config import compose
+
+    b = compose("train", ["task=retrieval"]).task.backbone
+    assert (b.pooling, b.pair_head) == ("first", "concat")
 
 
 def test_pair_mode_is_padding_invariant_on_both_documents():

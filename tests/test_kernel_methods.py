@@ -197,6 +197,16 @@ def test_reformer_one_chunk_is_shared_qk_softmax(n_hashes):
     torch.testing.assert_close(real_rows(y, mask), real_rows(shared_qk_ref(q, v, mask), mask))
 
 
+def test_reformer_logits_are_not_scaled_by_sqrt_dh():
+    """The original (paper §2, trax ``attend``) uses unit keys and no 1/sqrt(Dh); the port
+    that scales again would give a measurably different output on these inputs."""
+    q, _, v, mask = qkv(29)
+    y = make("reformer", bucket_size=32).attend_shared(q, v, mask)
+    scaled = shared_qk_ref(q / q.shape[-1] ** 0.5, v, mask)
+    assert (real_rows(y, mask) - real_rows(scaled, mask)).abs().max() > 1e-2
+    torch.testing.assert_close(real_rows(y, mask), real_rows(shared_qk_ref(q, v, mask), mask))
+
+
 @pytest.mark.parametrize("n_hashes", [1, 3])
 def test_reformer_equals_softmax_over_the_union_of_its_chunk_windows(n_hashes):
     q, _, v, mask = qkv(29)  # 29: not a multiple of the chunk
