@@ -104,15 +104,18 @@ report() {
 }
 
 extract() {
+  # the archive's top folder lra_release/ becomes DEST itself (its nested lra_release/ holds the
+  # complete copy the tasks read; a second listops-1000 and pathfinder128 sit beside it)
   mkdir -p "$DEST"
   echo "extracting into $DEST"
-  tar -xzf "$ARCHIVE" -C "$DEST" || die "extraction of $ARCHIVE failed"
+  tar -xzf "$ARCHIVE" -C "$DEST" --strip-components=1 || die "extraction of $ARCHIVE failed"
 }
 
 check() {
-  # the archive holds a top folder lra_release/, so DEST/lra_release/... is accepted too
+  # the folder the tasks read: DEST/lra_release (the archive's nested complete copy) when it
+  # exists, as tasks/base.py release_path does, else DEST itself
   local root=$DEST missing=()
-  if [[ ! -e "$root/listops-1000" && -d "$root/lra_release" ]]; then root=$DEST/lra_release; fi
+  if [[ -d "$DEST/lra_release" ]]; then root=$DEST/lra_release; fi
   [[ -d "$root" ]] || die "release folder $DEST not found"
   for item in "${EXPECTED[@]}"; do
     if [[ -e "$root/$item" ]]; then echo "ok       $item"; else echo "MISSING  $item"; missing+=("$item"); fi

@@ -107,10 +107,18 @@ class Task(abc.ABC):
         return Path(folder).expanduser() if folder else self.data_dir / "lra_release"
 
     def release_path(self, subdir: str) -> Path:
-        """``<release_dir>/<subdir>``, or the archive's nested ``<release_dir>/lra_release/<subdir>``."""
+        """``<release_dir>/lra_release/<subdir>`` when it exists, else ``<release_dir>/<subdir>``.
+
+        The archive's top folder ``lra_release/`` holds a complete copy in a nested
+        ``lra_release/`` (listops-1000, tsv_data, pathfinder32..256) and, beside it, a second
+        ``listops-1000`` and ``pathfinder128``. The nested copy is the one LRA's own
+        ``dataset_setup.sh`` moves into place and S4-derived code reads for Path-X (LRA issue
+        #38 reports a Path-X copy that cannot be learned), so it wins where both exist.
+        ``release_dir`` may name the top folder or the nested one.
+        """
         primary = self.release_dir / subdir
         nested = self.release_dir / "lra_release" / subdir
-        return nested if not primary.is_dir() and nested.is_dir() else primary
+        return nested if nested.is_dir() else primary
 
     @property
     def spec_hash(self) -> str:

@@ -77,13 +77,6 @@ def test_smoke_is_refused_for_a_task_without_preset(task):
         validate_run_config(cfg)
 
 
-def test_pathfinder_recipe_is_the_final_lra_one():
-    """pathfinder32/transformer_base.py after the maintainers' change of 2021-08-29."""
-    b = compose("train", ["task=pathfinder"]).task.backbone
-    assert (b.layers, b.heads, b.dim, b.qkv_dim, b.mlp_dim) == (4, 4, 32, 16, 32)
-    assert (b.dropout, b.attn_dropout, b.pooling, b.pos) == (0.2, 0.1, "mean", "sinusoidal")
-
-
 def test_listops_recipe_is_the_lra_one():
     cfg = compose("train", ["task=listops", "model=transformer"])
     b, o = cfg.task.backbone, cfg.task.optim

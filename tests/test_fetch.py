@@ -30,14 +30,27 @@ LAYOUT = [
 ]
 
 
+# beside the nested complete copy, the archive's top folder holds a second listops-1000 and
+# pathfinder128 (LRA issue #38)
+OUTER = [
+    "listops-1000/basic_train.tsv",
+    "pathfinder128/curv_contour_length_14/metadata/0.npy",
+]
+
+
 def fake_release(path: Path, skip: tuple[str, ...] = ()) -> bytes:
-    """A gzipped tar with the release's top folder ``lra_release/``; returns its bytes."""
+    """A gzipped tar in the release's layout: ``lra_release/`` with the two outer folders and
+    the complete ``lra_release/lra_release/`` (``skip``: its folders to leave out)."""
+    members = [(f"lra_release/{name}", "outer") for name in OUTER]
+    members += [
+        (f"lra_release/lra_release/{name}", "nested")
+        for name in LAYOUT
+        if name.split("/")[0] not in skip
+    ]
     with tarfile.open(path, "w:gz") as tar:
-        for name in LAYOUT:
-            if name.split("/")[0] in skip:
-                continue
-            data = f"fake {name}\n".encode() * 50
-            info = tarfile.TarInfo(f"lra_release/{name}")
+        for name, copy in members:
+            data = f"{copy} {name}\n".encode() * 50
+            info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return path.read_bytes()
@@ -56,10 +69,36 @@ def test_extract_only_prints_size_and_sha256_and_checks_layout(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"size: {len(data)} bytes" in result.stdout
     assert f"sha256: {hashlib.sha256(data).hexdigest()}" in result.stdout
+    # the archive's top folder is DEST: its nested complete copy is DEST/lra_release
     assert (dest / "lra_release" / "tsv_data" / "new_aan_pairs.eval.tsv").is_file()
-    assert "MISSING" not in result.stdout and "release complete" in result.stdout
+    assert (dest / "pathfinder128").is_dir() and not (dest / "lra_release" / "lra_release").exists()
+    assert "MISSING" not in result.stdout and f"release complete: {dest / 'lra_release'}" in (
+        result.stdout
+    )
     again = fetch("--check-only", "--dest", str(dest))
     assert again.returncode == 0 and again.stdout.count("ok ") == 10
+
+
+def test_tasks_read_the_nested_copy_where_the_archive_has_two(tmp_path):
+    """Path-X and ListOps exist twice in the archive; the default release_dir (= DEST) reads
+    the nested complete copy, as LRA's dataset_setup.sh and S4-derived loaders do."""
+    from lra.config import build_task
+
+    fake_release(tmp_path / "lra_release.gz")
+    dest = tmp_path / "data" / "lra_release"
+    assert (
+        fetch("--extract-only", str(tmp_path / "lra_release.gz"), "--dest", str(dest)).returncode
+        == 0
+    )
+    pathx = build_task("pathx", data_dir=tmp_path / "data")
+    inner = dest / "lra_release" / "pathfinder128" / "curv_contour_length_14"
+    assert pathx.image_dir() == inner
+    assert (inner / "metadata" / "0.npy").read_text().startswith("nested ")
+    listops = build_task("listops", data_dir=tmp_path / "data", source="release")
+    assert listops.tsv_dir() == dest / "lra_release" / "listops-1000"
+    # release_dir may also name the nested folder itself
+    direct = build_task("pathx", data_dir=tmp_path / "x", release_dir=str(dest / "lra_release"))
+    assert direct.image_dir() == inner
 
 
 def test_check_names_what_is_missing(tmp_path):

@@ -192,9 +192,10 @@ def test_pathx_defaults_and_sequence_length(tmp_path):
 
 
 def test_recipes_are_the_lra_ones():
+    # pathfinder32/transformer_base.py after the maintainers' change of 2021-08-29 (ee6649e)
     cfg = compose("train", ["task=pathfinder", "model=transformer"])
     b, o = cfg.task.backbone, cfg.task.optim
-    assert (b.layers, b.heads, b.dim, b.qkv_dim, b.mlp_dim) == (1, 4, 128, 64, 128)
+    assert (b.layers, b.heads, b.dim, b.qkv_dim, b.mlp_dim) == (4, 4, 32, 16, 32)
     assert (b.dropout, b.attn_dropout, b.pos, b.pooling) == (0.2, 0.1, "sinusoidal", "mean")
     assert (o.batch_size, o.steps, o.lr, o.schedule, o.warmup) == (512, 62400, 1e-3, "cosine", 312)
     assert o.weight_decay == 0 and o.grad_clip is None and o.eval_every == 312
