@@ -2,7 +2,7 @@
 
 The "Local Attention" baseline of LRA (Tay et al. 2021, "Long Range Arena", §3): the sequence
 is cut into consecutive blocks of ``b`` tokens and every query attends only to the keys of its
-own block, so time and memory are ``O(N * b)``. LRA's default block is 50 (``LRA_PROTOCOL.md``
+own block, so time and memory are ``O(N * b)``. LRA's default block is 50 (``docs/LRA_PROTOCOL.md``
 §1.5). A length that is not a multiple of ``b`` is padded internally; the padding is masked.
 
 Pattern: query ``i`` may attend to key ``j`` iff ``i // b == j // b``.

@@ -2,8 +2,8 @@
 
 Sources (``cfg.source``):
 
-* ``generate`` (default): our seeded generator (``tasks.listops_gen``, GENERATORS.md §1) writes
-  release-format TSVs under ``<data_dir>/generated/listops-<hash>/``.
+* ``generate`` (default): our seeded generator (``tasks.listops_gen``, docs/GENERATORS.md §1)
+  writes release-format TSVs under ``<data_dir>/generated/listops-<hash>/``.
 * ``release``: the LRA release files ``<release_dir>/listops-1000/basic_{train,val,test}.tsv``
   (``release_dir`` defaults to ``<data_dir>/lra_release``; the nested layout
   ``<release_dir>/lra_release/listops-1000`` of the extracted archive is accepted too).

@@ -1,4 +1,4 @@
-"""Seeded re-implementation of the LRA ListOps generator (GENERATORS.md §1).
+"""Seeded re-implementation of the LRA ListOps generator (docs/GENERATORS.md §1).
 
 ListOps (Nangia & Bowman 2018) is a language of nested lists of single digits under the
 operators ``[MIN``, ``[MAX``, ``[MED`` (median, floored) and ``[SM`` (sum mod 10); the label is

@@ -9,8 +9,8 @@ Sources (``cfg.source``):
 * ``release`` (default): ``<release_dir>/pathfinder<res>/<folder>/`` of the LRA release
   (``release_dir`` defaults to ``<data_dir>/lra_release``; the archive's nested
   ``<release_dir>/lra_release/pathfinder<res>`` is accepted too).
-* ``generate``: our seeded generator (``tasks.pathfinder_gen``, GENERATORS.md §2) writes the
-  same layout under ``<data_dir>/generated/pathfinder<res>-<hash>/<folder>/``.
+* ``generate``: our seeded generator (``tasks.pathfinder_gen``, docs/GENERATORS.md §2)
+  writes the same layout under ``<data_dir>/generated/pathfinder<res>-<hash>/<folder>/``.
 
 Either way the reader (§2.11) enumerates every line of ``metadata/*.npy`` (text, 11 fields:
 dir, file, index, label, ...; NumPy-saved string arrays are accepted too), skips empty,

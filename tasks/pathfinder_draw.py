@@ -3,7 +3,7 @@
 The Pathfinder images of LRA (Tay et al. 2021) come from the two-snake generator of Kim*,
 Linsley* et al. (ICLR 2020), itself derived from the Pathfinder challenge of Linsley et al.
 (NeurIPS 2018), run with the per-resolution overrides of LRA's TFDS builders. This module holds
-what does not depend on randomness (GENERATORS.md §2.2-§2.5): the parameter table, the
+what does not depend on randomness (docs/GENERATORS.md §2.2-§2.5): the parameter table, the
 primitives (``translate``, ``flip``, ``disk``, ``dilate``, ``lanczos_down``, ``to_u8``), paddle
 stamps and seed kernels, and ``Geometry``, which caches every stamp, kernel and candidate set of
 one (parameters, margin) pair, because they depend only on an angle drawn from a finite set
@@ -36,7 +36,7 @@ DISTRACTOR_RULES = ("per_difficulty", "baseline")
 
 @dataclass(frozen=True)
 class Params:
-    """Generator parameters of one LRA Pathfinder variant (GENERATORS.md §2.2).
+    """Generator parameters of one LRA Pathfinder variant (docs/GENERATORS.md §2.2).
 
     Lengths are in low-resolution pixels; ``aa`` is the anti-aliasing (super-sampling) factor.
     Numbers keep the types of the LRA docstrings, because the metadata prints them with

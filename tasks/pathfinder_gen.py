@@ -1,4 +1,4 @@
-"""Seeded re-implementation of the LRA Pathfinder generator (GENERATORS.md §2).
+"""Seeded re-implementation of the LRA Pathfinder generator (docs/GENERATORS.md §2).
 
 One image (§2.9): draw the label, a margin, then build the two target snakes (§2.7, repeated
 until an attempt succeeds), add distractor snakes (§2.8), put one marker on an end of target

@@ -1,4 +1,4 @@
-"""ListOps generator: exact grammar (GENERATORS.md §1.5), labels, window, splits, determinism."""
+"""ListOps generator: exact grammar (docs/GENERATORS.md §1.5), labels, window, splits, determinism."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pathfinder generator: primitives and stamps against GENERATORS.md §2, files, determinism,
+"""Pathfinder generator: primitives and stamps against docs/GENERATORS.md §2, files, determinism,
 worker-count independence, resume, the marker rule, and (slow) the §2.13 / §3 statistics."""
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def test_resume_after_sigkill(tmp_path):
 
 
 # --------------------------------------------------------------------------- statistics (slow)
-# GENERATORS.md §2.13 / §3: original code with LRA parameters (mean px, frac > 0, frac >= 128,
+# docs/GENERATORS.md §2.13 / §3: original code with LRA parameters (mean px, frac > 0, frac >= 128,
 # distractor snakes placed per image, target attempts per image).
 REFERENCE = {
     (32, "easy"): (12.9, 0.225, 0.052, 3.21, 22.2),
