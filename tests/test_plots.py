@@ -236,3 +236,33 @@ def test_empty_inputs_write_nothing(tmp_path):
         write_plots(no_history, pd.DataFrame(columns=["method", "length", "status"]), tmp_path)
         == []
     )
+
+
+def test_learning_curves_panel_per_family_seeds_around_their_mean():
+    """Two seeds of one method become two thin lines and one thick mean line; a method of
+    another family is in another panel; a failed run is dashed and not in the mean."""
+    runs = [
+        run_row("listops", "performer", 0, "ok", 0.5, curve=(0.2, 0.4, 0.6)),
+        run_row("listops", "performer", 1, "ok", 0.5, curve=(0.4, 0.6, 0.8)),
+        run_row("listops", "linear", 0, "failed", None, curve=(0.1, 0.1)),
+        run_row("listops", "local", 0, "ok", 0.3, curve=(0.3, 0.3, 0.3)),
+    ]
+    by_label = {}
+    for run in runs:
+        pts = {h["step"]: 100 * h["val_acc"] for h in run["history"]}
+        by_label.setdefault(run["model"], []).append((pd.Series(run), pts))
+    fig = plots._learning_figure(by_label)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert sorted(ax.get_title() for ax in visible) == ["fixed / local patterns", "kernels"]
+    kernels = next(ax for ax in visible if ax.get_title() == "kernels")
+    means = [ln for ln in kernels.get_lines() if ln.get_linewidth() == 2.0]
+    assert [ln.get_label() for ln in means] == ["performer (n=2)"]
+    assert list(means[0].get_ydata()) == pytest.approx([30.0, 50.0, 70.0])
+    dashed = [
+        ln for ln in kernels.get_lines() if ln.get_linestyle() == "--" and len(ln.get_xdata())
+    ]
+    assert len(dashed) == 1 and list(dashed[0].get_ydata()) == pytest.approx([10.0, 10.0])
+    # the performer and linear lines differ in colour within the panel
+    colors = {ln.get_label(): ln.get_color() for ln in kernels.get_lines()}
+    assert colors["performer (n=2)"] != colors["linear (no ok run)"]
+    plots.plt.close(fig)

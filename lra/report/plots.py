@@ -24,8 +24,9 @@ figure is written as PNG and PDF under ``<out_dir>/plots/``:
   comparable). One point per ``row`` of the runs frame when it has that column (a label per
   configuration, e.g. ``performer · lr=1e-3``), else per ``model``; a point's speed is its
   model's.
-* ``learning_<protocol>_<task>``: validation accuracy against step from each run's ``history``,
-  one line per (model, seed).
+* ``learning_<protocol>_<task>``: validation accuracy against step from each run's ``history``:
+  a panel per method family, a colour per configuration, seeds as thin lines around their
+  mean (thick, with markers).
 """
 
 from __future__ import annotations
@@ -424,42 +425,88 @@ def _bubble_figure(points: pd.DataFrame, protocol: str, title: str) -> plt.Figur
 
 
 def _learning_curves(runs: pd.DataFrame, plots: Path) -> list[Path]:
+    """One figure per (protocol, task): a panel per method family; in a panel each
+    configuration has one colour, its seeds are thin lines and their mean a thick line with
+    markers (``n`` = seeds in the mean; a run that did not end ``ok`` is dashed and left out
+    of the mean)."""
     if not _has(runs, ("task", "model", "history")):
         return []
     curves = []
     runs = runs.assign(_protocol=_protocols(runs))
     for _, run in runs.iterrows():
         history = run["history"] if isinstance(run["history"], list) else []
-        pts = [
-            (h["step"], h["val_acc"])
+        pts = {
+            int(h["step"]): 100 * float(h["val_acc"])
             for h in history
             if isinstance(h, dict) and h.get("step") is not None and h.get("val_acc") is not None
-        ]
+        }
         if pts:
-            curves.append((run["_protocol"], run["task"], run["model"], run.get("seed"), run, pts))
+            label = run["row"] if isinstance(run.get("row"), str) else run["model"]
+            curves.append((run["_protocol"], run["task"], label, run, pts))
     written = []
     for protocol, task in sorted({(c[0], c[1]) for c in curves}, key=str):
-        sel = sorted((c for c in curves if c[:2] == (protocol, task)), key=lambda c: str(c[2:4]))
-        models = sorted({c[2] for c in sel})
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for _, _, model, seed, run, pts in sel:
-            steps, accs = zip(*sorted(pts), strict=True)
-            status = run.get("status")
-            seed_text = "" if seed is None or _isnan(seed) else f" s{int(seed)}"
-            ax.plot(
-                steps, [100 * a for a in accs], label=f"{model}{seed_text}"
-                + ("" if status == "ok" else f" ({status})"),
-                linestyle="-" if status == "ok" else "--", linewidth=1.6, markersize=4,
-                **_style(models.index(model)),
-            )  # fmt: skip
-        ax.set_xlabel("training step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("validation accuracy (%)")
-        ax.set_title(f"learning curves: {task} (protocol {protocol})")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        by_label: dict[str, list[tuple[pd.Series, dict[int, float]]]] = {}
+        for _, _, label, run, pts in (c for c in curves if c[:2] == (protocol, task)):
+            by_label.setdefault(label, []).append((run, pts))
+        fig = _learning_figure(by_label)
+        fig.suptitle(
+            f"learning curves: {TASK_TITLES.get(task, task)} (protocol {protocol}); thin: seeds,"
+            " thick: their mean",
+            x=0.01,
+            ha="left",
+        )
         written += _save(fig, plots, f"learning_{_slug(protocol, task)}")
     return written
+
+
+def _learning_figure(by_label: dict[str, list[tuple[pd.Series, dict[int, float]]]]) -> plt.Figure:
+    """Small multiples by method family (see :func:`_learning_curves`)."""
+    model_of = {label: str(runs[0][0]["model"]) for label, runs in by_label.items()}
+    families = sorted({family_of(m) for m in model_of.values()}, key=[*FAMILIES, "other"].index)
+    ncols = min(len(families), 4)
+    nrows = math.ceil(len(families) / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.9 * ncols, 3.3 * nrows + 0.5), sharex=True, sharey=True,
+        squeeze=False, layout="constrained",
+    )  # fmt: skip
+    for ax, family in zip(axes.flat, families, strict=False):
+        labels = sorted((lb for lb, m in model_of.items() if family_of(m) == family), key=str)
+        for j, label in enumerate(labels):
+            color = plt.get_cmap("tab10").colors[j % 10]
+            ok_curves = []
+            for run, pts in by_label[label]:
+                steps = sorted(pts)
+                ok = run.get("status") == "ok"
+                ax.plot(
+                    steps, [pts[s] for s in steps], color=color, linewidth=0.7, alpha=0.45,
+                    linestyle="-" if ok else "--",
+                )  # fmt: skip
+                if ok:
+                    ok_curves.append(pts)
+            common = sorted(set.intersection(*(set(p) for p in ok_curves))) if ok_curves else []
+            if common:
+                mean = [float(np.mean([p[s] for p in ok_curves])) for s in common]
+                ax.plot(
+                    common, mean, color=color, linewidth=2.0, marker=MARKERS[j % len(MARKERS)],
+                    markersize=4, label=f"{label} (n={len(ok_curves)})",
+                )  # fmt: skip
+            else:
+                ax.plot([], [], color=color, linestyle="--", label=f"{label} (no ok run)")
+        ax.set_title(family, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, fontsize=8, frameon=False
+        )
+    for i, ax in enumerate(axes.flat):
+        if i >= len(families):
+            ax.set_visible(False)
+        elif i + ncols >= len(families):  # nothing visible below it: label its x axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("training step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("val accuracy (%)")
+    return fig
 
 
 def _isnan(value: object) -> bool:
