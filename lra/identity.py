@@ -22,6 +22,9 @@ from lra.config import CONF_DIR
 FOLDER_KEYS = ("task", "model", "seed", "sweep")  # path parts of the run folder, not its name
 # what two runs of one configuration may differ in: the seed, and the device it ran on
 FINGERPRINT_IGNORES = ("seed", "trainer.device")
+# top-level keys added after records existed: at their default they are left out of the hash,
+# so the run ids of earlier records stay valid
+DEFAULTS_LEFT_OUT = {"quirks": "none"}
 
 
 @cache
@@ -41,6 +44,9 @@ def semantic_config(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     container.pop("hydra", None)
     for key in non_semantic_keys():
         _drop(container, key)
+    for key, default in DEFAULTS_LEFT_OUT.items():
+        if container.get(key, default) == default:
+            container.pop(key, None)
     return container
 
 

@@ -34,7 +34,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from models.base import Attention, attention_class, build_attention
+from models.base import Attention, ProjectedAttention, attention_class, build_attention
 
 if TYPE_CHECKING:  # models reads a TaskSpec's fields only; no import-time tie to tasks/
     from tasks.spec import TaskSpec
@@ -55,6 +55,9 @@ class BackboneConfig:
     ``first`` (no CLS; the first token's final state) or ``mean`` (over real tokens).
     ``qkv_dim`` None means ``dim`` (LRA's Image recipe uses qkv 64 with embedding 128).
     ``pair_head`` (``concat`` or ``nli``) is the head of a pair task (see the module docstring).
+    ``mean_over_padding`` and ``projection_bias`` are set by ``quirks=lra`` (:mod:`lra.quirks`),
+    not by task recipes: mean pooling over every position, padding included, and attention
+    projections without biases, as in the original LRA code.
     """
 
     layers: int
@@ -67,6 +70,8 @@ class BackboneConfig:
     pos: str = "sinusoidal"
     qkv_dim: int | None = None
     pair_head: str = "concat"
+    mean_over_padding: bool = False
+    projection_bias: bool = True
 
     @classmethod
     def parse(cls, cfg: Mapping[str, Any] | DictConfig | BackboneConfig) -> BackboneConfig:
@@ -101,6 +106,11 @@ class BackboneConfig:
             raise ValueError(
                 f"backbone pooling must be one of {list(POOL_CHOICES)}, got {self.pooling!r}"
             )
+        for key in ("mean_over_padding", "projection_bias"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(
+                    f"backbone {key} must be true or false, got {getattr(self, key)!r}"
+                )
         if self.pair_head not in PAIR_HEADS:
             raise ValueError(
                 f"backbone pair_head must be one of {list(PAIR_HEADS)}, got {self.pair_head!r}"
@@ -219,15 +229,18 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def pool(x: Tensor, mask: Tensor, mode: str) -> Tensor:
+def pool(x: Tensor, mask: Tensor, mode: str, over_padding: bool = False) -> Tensor:
     """x [B, N, D], mask [B, N] bool -> [B, D]: the first position (``cls``: the CLS vector's
-    state; ``first``: the first token's) or the mean of real tokens (``mean``).
+    state; ``first``: the first token's) or the mean of real tokens (``mean``); with
+    ``over_padding`` the mean of every position, padding included (the original LRA code).
 
     Padded positions are excluded with ``masked_fill`` (not a product), so even non-finite
     values there cannot leak; a sequence without real tokens pools to zeros.
     """
     if mode in ("cls", "first"):
         return x[:, 0]
+    if over_padding:
+        return x.mean(dim=1)
     total = x.masked_fill(~mask[..., None], 0.0).sum(dim=1)
     return total / mask.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
 
@@ -271,6 +284,10 @@ class Encoder(nn.Module):
             for _ in range(cfg.layers)
         )
         self.norm = nn.LayerNorm(cfg.dim, eps=1e-6)
+        if not cfg.projection_bias:
+            for module in self.modules():
+                if isinstance(module, ProjectedAttention):
+                    drop_projection_biases(module)
 
     def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
         """ids [B, L] long, mask [B, L] bool (True = real) -> [B, D]."""
@@ -278,7 +295,13 @@ class Encoder(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x, mask)
-        return pool(self.norm(x), mask, self.pooling)
+        return pool(self.norm(x), mask, self.pooling, self.cfg.mean_over_padding)
+
+
+def drop_projection_biases(attention: ProjectedAttention) -> None:
+    """Remove the biases of ``attention``'s input and output projections (LRA's had none)."""
+    for name in (f"to_{attention.projections}", "to_out"):
+        getattr(attention, name).register_parameter("bias", None)
 
 
 class Classifier(nn.Module):

@@ -10,7 +10,9 @@ For every record (its resolved ``config``):
 * ``protocol``: the declared one (the ``protocol`` key) only when nothing under ``task.``
   differs and the evaluation was not capped (``trainer.max_eval_batches``); otherwise
   ``custom`` (from ``lra``) or ``<protocol>-custom``. A custom record never shares a table with
-  the published rows.
+  the published rows. A record run with ``quirks=lra`` (the original pipeline's behaviours,
+  :mod:`lra.quirks`) gets ``+quirks`` appended: its own table, compared with the recipe under
+  the same switch.
 * ``row``: the row label, the method and what differs, e.g. ``performer · lr=0.001``.
 
 Reads config files only (omegaconf, Hydra's compose); no torch.
@@ -43,8 +45,9 @@ def declared_protocol(config: Any) -> str:
 
 
 @functools.cache
-def reference(task: str, model: str, protocol: str) -> str | None:
-    """The configuration (as JSON) that ``protocol`` prescribes for ``task`` and ``model``."""
+def reference(task: str, model: str, protocol: str, quirks: str = "none") -> str | None:
+    """The configuration (as JSON) that ``protocol`` prescribes for ``task`` and ``model``
+    (under the ``quirks`` switch)."""
     if task not in group_options("task"):
         return None
     overrides = [f"task={task}"]
@@ -52,6 +55,8 @@ def reference(task: str, model: str, protocol: str) -> str | None:
         overrides.append(f"model={model}")
     if protocol != DEFAULT_PROTOCOL and protocol in group_options("experiment"):
         overrides.append(f"experiment={protocol}")
+    if quirks != "none":
+        overrides.append(f"quirks={quirks}")
     try:
         return json.dumps(configuration(compose("train", overrides)))
     except Exception:  # noqa: BLE001 - e.g. an experiment that does not fit this task
@@ -85,7 +90,7 @@ def value_text(value: Any) -> str:
 def config_diff(config: dict[str, Any], task: str, model: str, protocol: str) -> list[str] | None:
     """``["task.optim.lr=0.001", ...]``: keys whose value differs from the protocol's recipe
     (sorted); None when there is no recipe to compare with."""
-    ref = reference(task, model, protocol)
+    ref = reference(task, model, protocol, quirks_of(config))
     if ref is None:
         return None
     ours, theirs = flatten(configuration(config)), flatten(json.loads(ref))
@@ -95,6 +100,11 @@ def config_diff(config: dict[str, Any], task: str, model: str, protocol: str) ->
         for k in keys
         if ours.get(k, _ABSENT) != theirs.get(k, _ABSENT)
     ]
+
+
+def quirks_of(config: Any) -> str:
+    """The ``quirks`` switch of a record's config (``none`` when absent)."""
+    return str(config.get("quirks") or "none") if isinstance(config, dict) else "none"
 
 
 def short_labels(diff: list[str]) -> list[str]:
@@ -128,11 +138,13 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
         columns["declared"].append(declared)
         columns["fp"].append(fp)
         columns["diff"].append(diff)
-        columns["proto"].append(
+        protocol = (
             (CUSTOM if declared == DEFAULT_PROTOCOL else f"{declared}-{CUSTOM}")
             if custom
             else declared
         )
+        quirks = quirks_of(config)
+        columns["proto"].append(protocol if quirks == "none" else f"{protocol}+quirks")
         columns["row"].append(f"{run['model']} · {label}" if label else str(run["model"]))
     return runs.assign(
         declared_protocol=columns["declared"],

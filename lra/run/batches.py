@@ -66,10 +66,16 @@ def train_loader(
 
 
 def eval_batches(
-    split: ArraySplit, batch_size: int, trim: bool, max_batches: int | None = None
+    split: ArraySplit,
+    batch_size: int,
+    trim: bool,
+    max_batches: int | None = None,
+    drop_last: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """The split in stored order, in batches (the last one may be smaller)."""
-    starts = range(0, len(split), batch_size)
+    """The split in stored order, in batches (the last one may be smaller, or is left out
+    with ``drop_last``)."""
+    end = len(split) - len(split) % batch_size if drop_last else len(split)
+    starts = range(0, end, batch_size)
     if max_batches is not None:
         starts = starts[:max_batches]
     for start in starts:

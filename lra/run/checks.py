@@ -52,6 +52,10 @@ def validate_run_config(cfg: DictConfig) -> None:
     """Check the protocol's task, the seed, the recipe's ``task.optim`` and the ``trainer``
     values of a run."""
     check_protocol_fits_task(cfg)
+    from lra.quirks import CHOICES
+
+    quirks = cfg.get("quirks", "none")
+    _check("quirks", quirks, quirks in CHOICES, f"one of {list(CHOICES)}")
     _int_at_least("seed", cfg.seed, 0)
     o, t = cfg.task.optim, cfg.trainer
     for key in ("batch_size", "steps", "eval_every"):

@@ -19,12 +19,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 import models
 from lra import runtime
 from lra.identity import config_hash, make_run_id
+from lra.quirks import BatchOrder, Quirks
 from lra.run import distributed
 from lra.run.batches import EpochOrder, eval_batches, train_loader
 from lra.run.checkpoint import (
@@ -77,8 +78,10 @@ class Trainer:
         distributed.check_batch(self.batch_size, self.dist.world_size, self.grad_accum)
         distributed.setup(self.dist, self.device)  # no-op if run() did it or single process
 
+        self.quirks = Quirks.of(cfg.get("quirks"), task.name)
         torch.manual_seed(cfg.seed)
-        self.model = models.build(task.spec, cfg.task.backbone, cfg.model).to(self.device)
+        backbone = self.quirks.backbone(OmegaConf.to_container(cfg.task.backbone, resolve=True))
+        self.model = models.build(task.spec, backbone, cfg.model).to(self.device)
         self.ddp = distributed.wrap(self.model, self.dist, self.device, int(cfg.seed))
         self.optimizer = runtime.adamw(self.model.parameters(), self.optim_cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr)
@@ -153,7 +156,8 @@ class Trainer:
         :class:`lra.run.preempt.Preempted` is raised (all ranks agree on the step).
         """
         split = self.task.split("train")
-        order = EpochOrder(len(split), self.batch_size, int(self.cfg.seed))
+        order_class = BatchOrder if self.quirks.batch_shuffle else EpochOrder
+        order = order_class(len(split), self.batch_size, int(self.cfg.seed))
         if self.dist.enabled:
             order = distributed.ShardedOrder(order, self.dist.rank, self.dist.world_size)
         workers = int(self.tcfg.num_workers)
@@ -163,6 +167,7 @@ class Trainer:
         try:
             for batch in loader:
                 start = time.perf_counter()
+                batch = self.quirks.batch(batch)
                 try:
                     loss = self.train_step(batch)
                 except Diverged as err:
@@ -227,17 +232,24 @@ class Trainer:
     @torch.inference_mode()
     def evaluate(self, split_name: str) -> float:
         """Accuracy on a prepared split. Under DDP rank ``r`` takes eval batches ``r, r + world,
-        ...`` and the counts are summed, so every rank returns the whole split's accuracy."""
-        batch_size = int(self.tcfg.eval_batch_size or self.batch_size)
+        ...`` and the counts are summed, so every rank returns the whole split's accuracy.
+        With ``quirks.drop_last_eval_batch`` the batches are training-sized and the last partial
+        one is left out, as in the original."""
+        drop_last = self.quirks.drop_last_eval_batch
+        batch_size = self.batch_size if drop_last else int(self.tcfg.eval_batch_size or 0)
         batches = eval_batches(
-            self.task.split(split_name), batch_size, self.trim, self.tcfg.max_eval_batches
+            self.task.split(split_name),
+            batch_size or self.batch_size,
+            self.trim,
+            self.tcfg.max_eval_batches,
+            drop_last=drop_last,
         )
         self.model.eval()
         correct = total = 0
         for i, batch in enumerate(batches):
             if i % self.dist.world_size != self.dist.rank:
                 continue
-            batch = runtime.to_device(batch, self.device)
+            batch = runtime.to_device(self.quirks.batch(batch), self.device)
             with runtime.autocast(self.device, self.dtype):
                 logits = self.model(batch)
             correct += int((logits.argmax(-1) == batch["label"]).sum())
@@ -248,8 +260,11 @@ class Trainer:
         return correct / max(total, 1)
 
     def test(self) -> tuple[float | None, float | None]:
-        """Test accuracy at the best-val checkpoint and at the last step."""
+        """Test accuracy at the best-val checkpoint and at the last step (both the last step's
+        with ``quirks.last_checkpoint``, as the original reported)."""
         last = self.evaluate("test")
+        if self.quirks.last_checkpoint:
+            return last, last
         if self.state.best_step is None or self.state.best_step == self.state.step:
             return (last if self.state.best_step is not None else None), last
         distributed.barrier()  # best.pt is written by rank 0
