@@ -230,3 +230,27 @@ def test_capped_evaluation_is_counted_in_the_record(tiny_overrides, tmp_path):
     cfg = compose("train", tiny_overrides + ["trainer.max_eval_batches=1"])
     record = train.run(cfg, tmp_path / "run")
     assert record["n_val"] == record["n_test"] == 32  # one batch of the smoke batch size
+
+
+def test_start_summary_and_time_projection_are_printed(tiny_overrides, tmp_path, capsys):
+    """Before training: task, model, parameters, steps, batch, data sizes, device and the
+    record's path; after a few steps: seconds per step and the projected rest."""
+    record = train.run(compose("train", tiny_overrides), tmp_path / "run")
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert f"run {record['run_id']}: task listops, model transformer" in text
+    assert f"{record['params']:,} parameters" in text and "30 steps of batch 32" in text
+    assert "train 320, val 64, test 64" in text and "device cpu" in text
+    assert str(tmp_path / "results" / "runs" / f"{record['run_id']}.json") in text
+    assert "s/step; the remaining 25 steps take about" in text
+    assert "long for a CPU" not in text
+
+
+def test_long_cpu_projection_names_the_fix(tiny_overrides, tmp_path, capsys, monkeypatch):
+    from lra.run import loop
+
+    monkeypatch.setattr(loop, "LONG_CPU_RUN_S", 0.0)
+    train.run(compose("train", tiny_overrides), tmp_path / "run")
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "long for a CPU: experiment=smoke" in text and "task.optim.steps=N" in text

@@ -52,6 +52,11 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+PROJECT_AFTER_STEPS = 5  # measured steps before the time projection is printed
+LONG_CPU_RUN_S = 3600.0
+EVAL_BAR_MIN = 20  # evaluations of fewer batches show no progress bar  # a projected CPU run longer than this gets the advice to shorten it
+
+
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -121,6 +126,39 @@ class Trainer:
         set_rng_state(ranks[self.dist.rank] if same_world else ckpt["rng"])
         return True
 
+    # -- what the user sees ---------------------------------------------------------------
+    def start_summary(self, record_file: Path) -> str:
+        """Lines printed before training: what runs, on what, for how long, and where to."""
+        sizes = self.task.summary().get("sizes", {})
+        data = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+        params = sum(p.numel() for p in self.model.parameters())
+        return "\n".join(
+            [
+                f"run {self.run_id}: task {self.task.name}, model {self.cfg.model.name}, "
+                f"{params:,} parameters",
+                f"  {self.steps:,} steps of batch {self.batch_size}, eval every "
+                f"{self.eval_every:,}; data {data}",
+                f"  device {self.device}, precision {self.tcfg.precision} ({self.dtype}); "
+                f"record -> {record_file}",
+            ]
+        )
+
+    def projection(self, per_step: float) -> str:
+        """The measured ``per_step`` seconds and the projected rest of training; on a CPU,
+        when that is long, how to shorten the run."""
+        left = (self.steps - self.state.step) * per_step
+        text = (
+            f"timing: {per_step:.3g} s/step; the remaining {self.steps - self.state.step:,} "
+            f"steps take about {_duration(left)} (evaluation not included)"
+        )
+        if self.device.type == "cpu" and left > LONG_CPU_RUN_S:
+            text += (
+                "\n  this is long for a CPU: experiment=smoke runs a CPU-sized recipe (ListOps, "
+                "Pathfinder, Path-X), or shorten this one with task.optim.steps=N "
+                "task.optim.eval_every=M (and smaller data: task.num_train=... for ListOps)"
+            )
+        return text
+
     # -- training ------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor]) -> float:
         """One optimiser step over ``grad_accum`` micro-batches; returns the mean loss."""
@@ -164,6 +202,8 @@ class Trainer:
         loader = train_loader(split, order, self.state.step, self.steps, self.trim, workers)
         bar = self._progress_bar()
         self.model.train()
+        first_step, projected = self.state.step, False
+        train_s_at_start = self.state.train_s
         try:
             for batch in loader:
                 start = time.perf_counter()
@@ -180,6 +220,10 @@ class Trainer:
                     tokens, stop = distributed.all_reduce_sum([tokens, stop], self.device)
                 self.state.tokens += int(tokens)
                 self.state.step = step = self.state.step + 1
+                timed = step - first_step
+                if not projected and timed >= PROJECT_AFTER_STEPS and self.dist.is_main:
+                    projected = True
+                    bar.write(self.projection((self.state.train_s - train_s_at_start) / timed))
                 if self.tcfg.log_every and step % int(self.tcfg.log_every) == 0:
                     logger.log({"train_loss": loss, "lr": self.scheduler.get_last_lr()[0]}, step)
                 if step % self.eval_every == 0 or step == self.steps:
@@ -237,12 +281,23 @@ class Trainer:
         one is left out, as in the original."""
         drop_last = self.quirks.drop_last_eval_batch
         batch_size = self.batch_size if drop_last else int(self.tcfg.eval_batch_size or 0)
+        split = self.task.split(split_name)
+        batch_size = batch_size or self.batch_size
         batches = eval_batches(
-            self.task.split(split_name),
-            batch_size or self.batch_size,
-            self.trim,
-            self.tcfg.max_eval_batches,
-            drop_last=drop_last,
+            split, batch_size, self.trim, self.tcfg.max_eval_batches, drop_last=drop_last
+        )
+        count = len(split) // batch_size if drop_last else -(-len(split) // batch_size)
+        if self.tcfg.max_eval_batches:
+            count = min(count, int(self.tcfg.max_eval_batches))
+        batches = tqdm(
+            batches,
+            total=count,
+            desc=f"eval {split_name}",
+            leave=False,
+            disable=not self.tcfg.progress or not self.dist.is_main or count < EVAL_BAR_MIN,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            mininterval=0.5 if sys.stderr.isatty() else 30,
         )
         self.model.eval()
         correct = total = 0
@@ -270,6 +325,17 @@ class Trainer:
         distributed.barrier()  # best.pt is written by rank 0
         self.model.load_state_dict(load_weights(self.best_path, self.device))
         return self.evaluate("test"), last
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.4 h`` or ``2.1 days``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def real_tokens(batch: dict[str, torch.Tensor]) -> int:

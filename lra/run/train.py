@@ -99,6 +99,8 @@ def _run(cfg: DictConfig, run_dir: Path, info: distributed.DistInfo) -> dict[str
             if not is_main:
                 task.prepare()
             trainer = Trainer(cfg, run_dir, task)
+            if is_main:
+                print(trainer.start_summary(record_path(cfg.results_dir, trainer.run_id)))
             if trainer.maybe_resume() and is_main:
                 print(
                     f"resuming {trainer.run_id} from step {trainer.state.step} ({trainer.last_path})"
