@@ -121,6 +121,47 @@ def test_cli_unknown_override_key_is_hydra_error_not_traceback():
     assert "nope" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_cli_misspelled_key_gets_the_closest_one():
+    result = _cli("task.optim.stpes=10")
+    assert result.returncode == 2
+    assert "unknown key task.optim.stpes; did you mean task.optim.steps=10?" in result.stderr
+    added = _cli("+task.optim.stpes=10")  # Hydra's own advice: would run with the typo ignored
+    assert added.returncode == 2
+    assert "+task.optim.stpes=10 adds a key that nothing reads" in added.stderr
+    assert "task.optim.steps=10" in added.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "+sweep=lr_search", "task.optim.lr=1e-3,1e-2", "seed=0,1"],
+        ["task=text", "task.seq_len=1000", "task.val_policy=holdout"],
+        ["model=performer", "model.nb_features=64", "trainer.precision=bf16"],
+        ["experiment=smoke", "task=pathfinder", "task.num_images=100", "quirks=lra"],
+        ["hydra.run.dir=somewhere", "hydra/launcher=joblib", "~logger", "seed=3"],
+    ],
+)
+def test_valid_overrides_pass_the_key_check(argv):
+    from lra.run.overrides import check_overrides
+
+    assert check_overrides(argv) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggested"),
+    [
+        (["task=text", "task.seq_lne=1000"], "task.seq_len=1000"),
+        (["model=performer", "model.nb_featurs=64"], "model.nb_features=64"),
+        (["sed=3"], "seed=3"),
+        (["experiment=smoke", "task=pathfinder", "task.num_image=9"], "task.num_images=9"),
+    ],
+)
+def test_misspelled_keys_of_any_section_are_caught(argv, suggested):
+    from lra.run.overrides import check_overrides
+
+    assert check_overrides(argv).endswith(f"did you mean {suggested}?")
+
+
 def test_smoke_all_sweep_lists_every_registered_method():
     from models import REGISTRY
 

@@ -39,6 +39,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lra.config import CONF_DIR, compose, group_options
 from lra.run.checks import check_protocol_fits_task
+from lra.run.overrides import check_overrides
 
 USAGE = __doc__.split("\n\n")[1].strip()
 
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(f"usage: {USAGE}\n\ntasks: {', '.join(group_options('task'))}")
         return 0
+    problem = check_overrides(argv, "data")
+    if problem:
+        print(f"lra-data: {problem}", file=sys.stderr)
+        return 2
     try:
         cfg = compose("data", argv)
     except (HydraException, OmegaConfBaseException, ValueError) as err:

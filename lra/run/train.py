@@ -35,6 +35,7 @@ from lra.run.checks import ConfigError, validate_run_config
 from lra.run.lock import RunLock, RunLocked
 from lra.run.loggers import Loggers, NullLogger
 from lra.run.loop import Trainer
+from lra.run.overrides import check_overrides
 from lra.run.preempt import Preempted, PreemptGuard
 from lra.run.record import base_record, plain_config, summary_line, trainer_record
 from lra.runtime import resolve_device
@@ -187,7 +188,12 @@ def _job(cfg: DictConfig, output_dir: str, multirun: bool, num: int) -> None:
 
 
 def main() -> None:
-    """Console entry point ``lra-train``."""
+    """Console entry point ``lra-train``: misspelled or unread keys are refused first (with
+    the closest valid key), then Hydra runs."""
+    problem = check_overrides(sys.argv[1:])
+    if problem:
+        print(f"lra-train: {problem}", file=sys.stderr)
+        sys.exit(2)
     _hydra_main()
 
 

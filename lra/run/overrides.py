@@ -1,0 +1,92 @@
+"""Command-line overrides checked before Hydra runs: a misspelled key gets the closest valid
+one, and a key added with ``+`` that nothing would read is refused instead of ignored.
+
+Hydra refuses ``task.optim.stpes=10`` ("Key 'stpes' is not in struct") without a suggestion and
+advises ``+task.optim.stpes=10``, which then runs the job with the typo silently ignored. Here
+both get one line naming the key and the closest existing one. Config group choices
+(``task=text``, ``+sweep=lr_search``), ``hydra.*`` keys and flags are left to Hydra.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lra.config import CONF_DIR, compose
+
+GROUPS = ("task", "model", "trainer", "logger", "experiment", "sweep")
+"""Config groups whose choices (``group=name``) decide what the other keys are."""
+
+
+def _parse(arg: str) -> tuple[str, str, str] | None:
+    """``(prefix, key, value)`` of an override (prefix ``""``, ``+``, ``++`` or ``~``), or None
+    for a flag or a Hydra key."""
+    if arg.startswith("-") or "=" not in arg:
+        return None
+    key, value = arg.split("=", 1)
+    prefix = next((p for p in ("++", "+", "~") if key.startswith(p)), "")
+    key = key[len(prefix) :]
+    if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+        return None
+    return prefix, key, value
+
+
+def _is_group(key: str) -> bool:
+    return "." not in key and ((CONF_DIR / key).is_dir() or key in GROUPS)
+
+
+def leaf_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every value in ``node`` (``hydra`` left out)."""
+    keys = []
+    for key, value in node.items():
+        if key == "hydra":
+            continue
+        path = f"{prefix}{key}"
+        keys += leaf_keys(value, f"{path}.") if isinstance(value, dict) else [path]
+    return keys
+
+
+def closest(key: str, keys: list[str]) -> str | None:
+    """The valid key most like ``key`` (same parent first), or None."""
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    siblings = [k for k in keys if parent and k.startswith(parent + ".")]
+    for pool in (siblings, keys):
+        match = difflib.get_close_matches(key, pool, n=1, cutoff=0.6)
+        if match:
+            return match[0]
+    return None
+
+
+def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
+    """The error of the first misspelled or unread key in ``argv``, or None when all are
+    known. Multirun values (``a,b``) are fine; only keys are checked."""
+    parsed = [p for p in map(_parse, argv) if p is not None]
+    choices = [
+        f"{prefix}{key}={value.split(',')[0]}"
+        for prefix, key, value in parsed
+        if _is_group(key) and prefix != "~"
+    ]
+    try:
+        cfg: DictConfig = compose(config_name, choices)
+    except Exception:  # noqa: BLE001 - a bad group choice: Hydra's own message says it
+        return None
+    container = OmegaConf.to_container(cfg, resolve=False)
+    keys = leaf_keys(container)
+    for prefix, key, value in parsed:
+        if _is_group(key) or prefix == "~":
+            continue
+        if OmegaConf.select(cfg, key, default=_MISSING) is not _MISSING:
+            continue
+        suggestion = closest(key, keys)
+        hint = f"; did you mean {suggestion}={value}?" if suggestion else ""
+        if prefix:
+            return (
+                f"{prefix}{key}={value} adds a key that nothing reads (it would be ignored){hint}"
+            )
+        return f"unknown key {key}{hint}"
+    return None
+
+
+_MISSING = object()
