@@ -123,6 +123,10 @@ def test_failing_job_is_recorded_and_does_not_stop_the_sweep(tiny_overrides, tmp
     assert set(records) == {"rsqrt", "bogus"}
     assert records["rsqrt"]["status"] == "ok" and records["rsqrt"]["test_acc"] is not None
     assert records["bogus"]["status"] == "failed" and "bogus" in records["bogus"]["error"]
+    # the sweep ends with a table of its jobs, read from their records
+    assert "sweep finished: 1 of 2 job(s) ok" in proc.stdout
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ") and "schedule=" in ln]
+    assert len(rows) == 2 and "| ok |" in rows[0] and "| failed |" in rows[1]
 
 
 @pytest.mark.slow
@@ -173,3 +177,31 @@ def test_a_job_killed_by_the_os_costs_only_that_job(launcher, tiny_overrides, tm
     killed = next(r for r in records.values() if r["status"] == "failed")
     assert "SIGKILL" in killed["error"] and "out-of-memory" in killed["error"]
     assert len(records) == 2 and sum(r["status"] == "ok" for r in records.values()) == 1
+
+
+def test_dry_run_lists_the_jobs_and_their_records(tiny_overrides, tmp_path, capsys):
+    """``lra-train -m ... --dry-run``: every job of the product, its run id and what is on
+    record, and nothing launched."""
+    from lra.config import compose as lra_compose
+    from lra.identity import make_run_id
+    from lra.records import RECORD_KEYS, write_record
+    from lra.run.sweep import dry_run
+
+    cfg = lra_compose("train", [*tiny_overrides, "seed=1"])
+    record = dict.fromkeys(RECORD_KEYS) | {"run_id": make_run_id(cfg), "status": "ok"}
+    write_record(cfg.results_dir, record | {"schema": 2, "test_acc": 0.25})
+    assert dry_run(["-m", *tiny_overrides, "seed=0,1", "model=transformer,linear"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run: 4 job(s), nothing launched; 1 already have an ok record" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "seed=" in line]
+    assert len(rows) == 4
+    assert sum("| ok |" in r and "| 25.00 |" in r for r in rows) == 1
+    assert sum("| no record |" in r for r in rows) == 3
+    assert not list((tmp_path / "results" / "runs").glob("*linear*"))  # nothing ran
+
+
+def test_dry_run_of_a_bad_override_exits_2(capsys):
+    from lra.run.sweep import dry_run
+
+    assert dry_run(["-m", "seed=0,1", "model=transformer,nope"]) == 2
+    assert "nope" in capsys.readouterr().err

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from lra.config import CONF_DIR
 from lra.identity import make_run_id
 from lra.records import record_path, write_json_atomic, write_record
-from lra.run import distributed, supervise
+from lra.run import distributed, supervise, sweep
 from lra.run.checkpoint import CheckpointError
 from lra.run.checks import ConfigError, validate_run_config
 from lra.run.lock import RunLock, RunLocked
@@ -190,10 +190,13 @@ def _job(cfg: DictConfig, output_dir: str, multirun: bool, num: int) -> None:
 def main() -> None:
     """Console entry point ``lra-train``: misspelled or unread keys are refused first (with
     the closest valid key), then Hydra runs."""
-    problem = check_overrides(sys.argv[1:])
+    argv = sys.argv[1:]
+    problem = check_overrides([a for a in argv if a != "--dry-run"])
     if problem:
         print(f"lra-train: {problem}", file=sys.stderr)
         sys.exit(2)
+    if "--dry-run" in argv:  # list the jobs of the command, launch nothing
+        sys.exit(sweep.dry_run([a for a in argv if a != "--dry-run"]))
     _hydra_main()
 
 
