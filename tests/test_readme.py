@@ -1,0 +1,59 @@
+"""The README's commands stay true: every ``lra-train`` / ``lra-data`` line quoted in its bash
+blocks names keys that exist and composes (the first job of a sweep, with its group choices)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lra.config import compose
+from lra.run.overrides import check_overrides
+from lra.run.sweep import job_overrides
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+COMMANDS = ("lra-train", "lra-data")
+
+
+def quoted_commands() -> list[tuple[int, str, list[str]]]:
+    """``(line number, command, arguments)`` of each lra-train/lra-data line in a bash block."""
+    found, in_bash = [], False
+    for number, line in enumerate(README.read_text().splitlines(), start=1):
+        if line.startswith("```"):
+            in_bash = line.strip() == "```bash" if not in_bash else False
+            continue
+        if not in_bash:
+            continue
+        words = shlex.split(line.split(" #")[0], posix=True) if line.strip() else []
+        while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # LRA_RESULTS_DIR=... prefix
+            words = words[1:]
+        if words and words[0] in COMMANDS:
+            found.append((number, words[0], words[1:]))
+    return found
+
+
+def test_the_readme_quotes_commands():
+    commands = quoted_commands()
+    assert len(commands) >= 20, commands  # the extraction itself works
+    assert any("--dry-run" in args for _, _, args in commands)
+
+
+@pytest.mark.parametrize(
+    ("number", "command", "args"), quoted_commands(), ids=lambda v: str(v)[:40]
+)
+def test_each_quoted_command_is_valid(number, command, args):
+    config = "data" if command == "lra-data" else "train"
+    args = [a for a in args if a != "--dry-run"]
+    problem = check_overrides(args, config)
+    assert problem is None, f"README line {number}: {problem}"
+    if command == "lra-train":
+        first_job = job_overrides(args)[0]
+        compose("train", [o for o in first_job if not o.startswith("hydra")])
+    else:
+        compose("data", [a for a in args if not a.startswith("-")])
+
+
+def test_a_wrong_key_in_a_quoted_command_would_fail():
+    assert check_overrides(["experiment=smoke", "task.optim.stpes=3"]) is not None
