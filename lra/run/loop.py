@@ -53,8 +53,8 @@ class LoopState:
 
 
 PROJECT_AFTER_STEPS = 5  # measured steps before the time projection is printed
-LONG_CPU_RUN_S = 3600.0
-EVAL_BAR_MIN = 20  # evaluations of fewer batches show no progress bar  # a projected CPU run longer than this gets the advice to shorten it
+LONG_CPU_RUN_S = 3600.0  # a projected CPU run longer than this gets the advice to shorten it
+EVAL_BAR_MIN = 20  # evaluations of fewer batches show no progress bar
 
 
 class Diverged(RuntimeError):
@@ -280,9 +280,9 @@ class Trainer:
         With ``quirks.drop_last_eval_batch`` the batches are training-sized and the last partial
         one is left out, as in the original."""
         drop_last = self.quirks.drop_last_eval_batch
-        batch_size = self.batch_size if drop_last else int(self.tcfg.eval_batch_size or 0)
+        eval_size = self.batch_size if drop_last else self.tcfg.eval_batch_size
+        batch_size = int(eval_size or self.batch_size)
         split = self.task.split(split_name)
-        batch_size = batch_size or self.batch_size
         batches = eval_batches(
             split, batch_size, self.trim, self.tcfg.max_eval_batches, drop_last=drop_last
         )
