@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(f"usage: {USAGE}\n\ntasks: {', '.join(group_options('task'))}")
         return 0
-    problem = check_overrides(argv, "data")
+    problem = _task_key_hint(argv) or check_overrides(argv, "data")
     if problem:
         print(f"lra-data: {problem}", file=sys.stderr)
         return 2
