@@ -224,3 +224,24 @@ def test_lra_data_cli(tmp_path, capsys):
     assert out[1] == "sizes: train=8, val=1, test=1"
     assert data_cli.main(["task=pathx", f"data_dir={tmp_path}"]) == 1
     assert "fetch_lra_release.sh" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "tokens"), [("pathfinder", 1024), ("pathx", 16384)])
+def test_smoke_preset_runs_end_to_end(task, tokens, tmp_path):
+    """``experiment=smoke`` on generated Pathfinder and Path-X (shrunk to one step): data made
+    here, a record with the preset's configuration."""
+    from lra.run import train
+
+    overrides = [
+        "experiment=smoke", f"task={task}", "model=local", f"data_dir={tmp_path / 'data'}",
+        f"results_dir={tmp_path / 'results'}", "task.num_images=20", "task.optim.steps=1",
+        "task.optim.warmup=1", "task.optim.eval_every=1", "task.optim.batch_size=2",
+        "trainer.progress=false",
+    ]  # fmt: skip
+    record = train.run(compose("train", overrides), tmp_path / "run")
+    assert record["status"] == "ok" and record["config"]["protocol"] == "smoke"
+    assert record["data_spec"]["source"] == "generate" and record["n_test"] == 2
+    assert record["tokens_per_s"] > 0 and record["config"]["task"]["difficulty"] == "easy"
+    assert compose("train", overrides).task.backbone.attn_dropout == 0.0
+    assert tokens == compose("train", overrides).task.resolution ** 2
