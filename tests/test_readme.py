@@ -1,4 +1,4 @@
-"""The README's commands stay true: every ``lra-train`` / ``lra-data`` line quoted in its bash
+"""The README's commands stay true: every ``lra-train`` / ``lra-data`` / ``lra-eval`` line quoted in its bash
 blocks names keys that exist and composes (the first job of a sweep, with its group choices)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from lra.run.overrides import check_overrides
 from lra.run.sweep import job_overrides
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-COMMANDS = ("lra-train", "lra-data")
+COMMANDS = ("lra-train", "lra-data", "lra-eval")
 
 
 def quoted_commands() -> list[tuple[int, str, list[str]]]:
@@ -46,6 +46,10 @@ def test_the_readme_quotes_commands():
 def test_each_quoted_command_is_valid(number, command, args):
     config = "data" if command == "lra-data" else "train"
     args = [a for a in args if a != "--dry-run"]
+    if command == "lra-eval":
+        from lra.run.evaluate import _options
+
+        args = [a for a in _options(args)[0] if not a.startswith("run_dir=")]
     problem = check_overrides(args, config)
     assert problem is None, f"README line {number}: {problem}"
     if command == "lra-train":
