@@ -9,6 +9,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from lra.config import group_options
+from lra.quirks import CHOICES
+
 
 class ConfigError(ValueError):
     """A run config value out of range; the message names key, value and what is valid."""
@@ -35,11 +38,9 @@ def _int_at_least(key: str, value: Any, low: int, nullable: bool = False) -> Non
 def check_protocol_fits_task(cfg: DictConfig) -> None:
     """An experiment with per-task presets (``conf/preset/<protocol>_<task>.yaml``) is defined
     for those tasks only: ``experiment=smoke task=text`` is refused, not run with ListOps keys."""
-    from lra.config import group_options
-
     protocol, task = str(cfg.get("protocol", "lra")), str(cfg.task.name)
-    tasks = [p.removeprefix(f"{protocol}_") for p in group_options("preset")]
-    tasks = [t for p, t in zip(group_options("preset"), tasks, strict=True) if p != t]
+    prefix = f"{protocol}_"
+    tasks = [p[len(prefix) :] for p in group_options("preset") if p.startswith(prefix)]
     if tasks and task not in tasks:
         raise ConfigError(
             f"experiment={protocol} is not defined for task={task}: it has presets for "
@@ -52,8 +53,6 @@ def validate_run_config(cfg: DictConfig) -> None:
     """Check the protocol's task, the seed, the recipe's ``task.optim`` and the ``trainer``
     values of a run."""
     check_protocol_fits_task(cfg)
-    from lra.quirks import CHOICES
-
     quirks = cfg.get("quirks", "none")
     _check("quirks", quirks, quirks in CHOICES, f"one of {list(CHOICES)}")
     _int_at_least("seed", cfg.seed, 0)
