@@ -495,17 +495,19 @@ def _learning_figure(by_label: dict[str, list[tuple[pd.Series, dict[int, float]]
         ax.set_title(family, fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-        ax.legend(
-            loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, fontsize=8, frameon=False
-        )
     for i, ax in enumerate(axes.flat):
         if i >= len(families):
             ax.set_visible(False)
-        elif i + ncols >= len(families):  # nothing visible below it: label its x axis
-            ax.xaxis.set_tick_params(labelbottom=True)
-            ax.set_xlabel("training step")
+            continue
+        ticks = i + ncols >= len(families)  # nothing visible below it: its x axis is labelled
+        ax.xaxis.set_tick_params(labelbottom=ticks)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.12 if ticks else -0.03), ncol=1,
+            fontsize=8, frameon=False,
+        )  # fmt: skip
     for ax in axes[:, 0]:
         ax.set_ylabel("val accuracy (%)")
+    fig.supxlabel("training step", fontsize=10)
     return fig
 
 
