@@ -22,8 +22,9 @@ behaviour                 the original                                    tasks
                           whose order is shuffled (``batch().shuffle()``)  pathx
 ========================  ==============================================  ======================
 
-Batch shuffling: the original shuffles batches in a buffer (256 batches for Image, 2,048 for
-Pathfinder); here the batch order is a fresh permutation every epoch. A record carries the
+Batch shuffling (:class:`lra.run.batches.BatchOrder`): the original shuffles batches in a buffer
+(256 batches for Image, 2,048 for Pathfinder); here the batch order is a fresh permutation every
+epoch. A record carries the
 switch in its config; ``lra-report`` gives such records their own protocol (``lra+quirks``).
 """
 
@@ -31,8 +32,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 CHOICES = ("none", "lra")
 IMAGE_TASKS = frozenset({"image", "pathfinder", "pathx"})
@@ -80,31 +79,3 @@ class Quirks:
         if not self.pixel_zero_is_padding:
             return batch
         return {**batch, "mask": batch["mask"] & (batch["input_ids"] != 0)}
-
-
-class BatchOrder:
-    """Training order of ``batch_shuffle``: the split cut into fixed batches of consecutive
-    examples (its stored order is already a seeded shuffle), their order permuted each epoch.
-
-    Same interface as :class:`lra.run.batches.EpochOrder`: ``indices(step)`` depends only on
-    ``(seed, step)``.
-    """
-
-    def __init__(self, num_examples: int, batch_size: int, seed: int):
-        if num_examples < batch_size:
-            raise ValueError(
-                f"train split has {num_examples} examples, fewer than one batch of {batch_size}"
-            )
-        self.n, self.batch_size, self.seed = num_examples, batch_size, seed
-        self.batches_per_epoch = num_examples // batch_size
-        self._epoch, self._perm = -1, None
-
-    def indices(self, step: int) -> np.ndarray:
-        """Example indices [batch_size] of optimiser step ``step`` (0-based)."""
-        epoch, pos = divmod(step, self.batches_per_epoch)
-        if epoch != self._epoch:
-            self._epoch = epoch
-            rng = np.random.default_rng([self.seed, epoch])
-            self._perm = rng.permutation(self.batches_per_epoch)
-        start = int(self._perm[pos]) * self.batch_size
-        return np.arange(start, start + self.batch_size)

@@ -10,10 +10,10 @@ import torch
 
 from lra import identity
 from lra.config import compose
-from lra.quirks import BatchOrder, Quirks
+from lra.quirks import Quirks
 from lra.report.configs import annotate
 from lra.run import train
-from lra.run.batches import EpochOrder, eval_batches
+from lra.run.batches import BatchOrder, EpochOrder, eval_batches
 from lra.run.checks import ConfigError, validate_run_config
 from models.backbone import Classifier, pool
 from tasks.spec import TaskSpec

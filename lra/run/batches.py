@@ -26,13 +26,31 @@ class EpochOrder:
         self.batches_per_epoch = num_examples // batch_size
         self._epoch, self._perm = -1, None
 
+    def permutation(self, epoch: int, size: int) -> np.ndarray:
+        """The seeded permutation of ``range(size)`` of ``epoch`` (the last one is kept)."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(size)
+        return self._perm
+
     def indices(self, step: int) -> np.ndarray:
         """Example indices [batch_size] of optimiser step ``step`` (0-based)."""
         epoch, pos = divmod(step, self.batches_per_epoch)
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-        return self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
+        perm = self.permutation(epoch, self.n)
+        return perm[pos * self.batch_size : (pos + 1) * self.batch_size]
+
+
+class BatchOrder(EpochOrder):
+    """Training order of ``quirks=lra`` on image tasks (:mod:`lra.quirks`): the split cut into
+    fixed batches of consecutive examples (its stored order is already a seeded shuffle), their
+    order permuted each epoch. ``indices(step)`` depends only on ``(seed, step)``.
+    """
+
+    def indices(self, step: int) -> np.ndarray:
+        """Example indices [batch_size] of optimiser step ``step`` (0-based)."""
+        epoch, pos = divmod(step, self.batches_per_epoch)
+        start = int(self.permutation(epoch, self.batches_per_epoch)[pos]) * self.batch_size
+        return np.arange(start, start + self.batch_size)
 
 
 class StepBatches(Dataset):

@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 import models
 from lra import runtime
 from lra.identity import config_hash, make_run_id
-from lra.quirks import BatchOrder, Quirks
+from lra.quirks import Quirks
 from lra.run import distributed
-from lra.run.batches import EpochOrder, eval_batches, train_loader
+from lra.run.batches import BatchOrder, EpochOrder, eval_batches, train_loader
 from lra.run.checkpoint import (
     load_checkpoint,
     load_weights,
