@@ -169,3 +169,11 @@ def test_smoke_all_sweep_lists_every_registered_method():
     methods = params.model.split(",")
     assert sorted(methods) == sorted(REGISTRY) and len(methods) == len(set(methods))
     assert (params.experiment, params.task, params.seed) == ("smoke", "listops", "0,1,2")
+
+
+def test_an_unread_key_under_an_existing_section_gets_no_far_fetched_suggestion():
+    from lra.run.overrides import check_overrides
+
+    problem = check_overrides(["model=performer", "+model.bogus=1"])
+    assert "adds a key that nothing reads" in problem and "did you mean" not in problem
+    assert check_overrides(["task.optm.lr=1"]).endswith("did you mean task.optim.lr=1?")

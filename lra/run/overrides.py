@@ -49,14 +49,15 @@ def leaf_keys(node: Any, prefix: str = "") -> list[str]:
 
 
 def closest(key: str, keys: list[str]) -> str | None:
-    """The valid key most like ``key`` (same parent first), or None."""
-    parent = key.rsplit(".", 1)[0] if "." in key else ""
-    siblings = [k for k in keys if parent and k.startswith(parent + ".")]
-    for pool in (siblings, keys):
-        match = difflib.get_close_matches(key, pool, n=1, cutoff=0.6)
-        if match:
-            return match[0]
-    return None
+    """The valid key most like ``key``: where its parent exists, the sibling whose last part is
+    most like ``key``'s; else any key like the whole of it; None when nothing is close."""
+    parent, _, leaf = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in keys if parent and k.startswith(parent + ".")}
+    if siblings:  # the parent exists: only its own keys are candidates
+        match = difflib.get_close_matches(leaf, list(siblings), n=1, cutoff=0.6)
+        return siblings[match[0]] if match else None
+    match = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    return match[0] if match else None
 
 
 def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
@@ -79,6 +80,8 @@ def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
             continue
         if OmegaConf.select(cfg, key, default=_MISSING) is not _MISSING:
             continue
+        if prefix and _is_method_option(cfg, key):
+            continue
         suggestion = closest(key, keys)
         hint = f"; did you mean {suggestion}={value}?" if suggestion else ""
         if prefix:
@@ -87,6 +90,21 @@ def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
             )
         return f"unknown key {key}{hint}"
     return None
+
+
+def _is_method_option(cfg: DictConfig, key: str) -> bool:
+    """``model.<option>`` that the chosen method's constructor takes (read by ``models.build``
+    even when ``conf/model/<name>.yaml`` does not list it)."""
+    if not key.startswith("model.") or key.count(".") != 1 or "name" not in cfg.get("model", {}):
+        return False
+    import models
+
+    try:
+        return key.split(".", 1)[1] in models.accepted_options(
+            models.attention_class(cfg.model.name)
+        )
+    except KeyError:
+        return False
 
 
 _MISSING = object()
