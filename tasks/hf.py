@@ -29,6 +29,8 @@ from tasks.base import MissingDataError
 if TYPE_CHECKING:  # datasets is imported lazily: `import tasks` stays quick
     import datasets
 
+    from tasks.base import Task
+
 
 def local_folder(hf_path: str) -> Path | None:
     """The folder ``hf_path`` names, or None for a hub id.
@@ -129,3 +131,24 @@ def load_split(
             f"{ds.column_names}, the task reads {list(columns)} (the schema of {hub_id})"
         )
     return ds
+
+
+def task_source(task: Task) -> str:
+    """:func:`source_fingerprint` of a hub task's ``hf_path`` and ``hf_revision``."""
+    return source_fingerprint(str(task.cfg.hf_path), task.cfg.get("hf_revision"))
+
+
+def load_task_split(
+    task: Task, split: str, columns: Sequence[str], hub_id: str
+) -> datasets.Dataset:
+    """:func:`load_split` with a hub task's ``hf_path``, ``hf_revision`` and cache folder
+    (``<data_dir>/hf``)."""
+    return load_split(
+        str(task.cfg.hf_path),
+        split,
+        columns,
+        task.data_dir / "hf",
+        task.name,
+        hub_id,
+        revision=task.cfg.get("hf_revision"),
+    )

@@ -105,7 +105,7 @@ class ImageTask(Task):
         return {
             "name": self.name,
             "format": FORMAT,
-            "source": hf.source_fingerprint(str(self.cfg.hf_path), self.cfg.get("hf_revision")),
+            "source": hf.task_source(self),
             "val_size": self.cfg.val_size,
             "split_seed": self.cfg.split_seed,
         }
@@ -113,15 +113,7 @@ class ImageTask(Task):
     def _read(self, split: str) -> dict[str, np.ndarray]:
         import datasets
 
-        ds = hf.load_split(
-            str(self.cfg.hf_path),
-            split,
-            COLUMNS,
-            self.data_dir / "hf",
-            self.name,
-            HUB_ID,
-            revision=self.cfg.get("hf_revision"),
-        )
+        ds = hf.load_task_split(self, split, COLUMNS, HUB_ID)
         where = f"{self.cfg.hf_path}:{split}"
         if isinstance(ds.features["img"], datasets.Image):
             ds = ds.cast_column("img", datasets.Image(decode=False))

@@ -78,7 +78,7 @@ class Text(Task):
         spec = {
             "name": self.name,
             "format": FORMAT,
-            "source": hf.source_fingerprint(str(self.cfg.hf_path), self.cfg.get("hf_revision")),
+            "source": hf.task_source(self),
             "seq_len": int(self.cfg.seq_len),
             "val_policy": self.val_policy,
         }
@@ -88,15 +88,7 @@ class Text(Task):
         return spec
 
     def _load(self, split: str):
-        return hf.load_split(
-            str(self.cfg.hf_path),
-            split,
-            COLUMNS,
-            self.data_dir / "hf",
-            self.name,
-            HUB_ID,
-            revision=self.cfg.get("hf_revision"),
-        )
+        return hf.load_task_split(self, split, COLUMNS, HUB_ID)
 
     def _tokenise(self, ds, split: str) -> dict[str, np.ndarray]:
         """``input_ids`` [N, L], ``lengths`` [N], ``labels`` [N] and ``truncated`` [N] bool."""
