@@ -130,7 +130,7 @@ def build_step(point: dict[str, Any], device: torch.device):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        return step, sum(p.numel() for p in model.parameters())
+        return step, model.num_params()
 
     # mode == "attention": the layer as the backbone wires it, for inputs of ``length`` positions
     options = models.attention_options(model_cfg)

@@ -131,7 +131,7 @@ class Trainer:
         """Lines printed before training: what runs, on what, for how long, and where to."""
         sizes = self.task.summary().get("sizes", {})
         data = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
-        params = sum(p.numel() for p in self.model.parameters())
+        params = self.model.num_params()
         return "\n".join(
             [
                 f"run {self.run_id}: task {self.task.name}, model {self.cfg.model.name}, "

@@ -65,7 +65,7 @@ def trainer_record(trainer, status: str, test_acc, test_acc_last, error=None) ->
         "n_test": trainer.evaluated.get("test"),
         "best_step": s.best_step,
         "steps": s.step,
-        "params": sum(p.numel() for p in trainer.model.parameters()),
+        "params": trainer.model.num_params(),
         "train_s": round(s.train_s, 3),
         "steps_per_s": s.step / s.train_s if s.train_s > 0 else None,
         "tokens_per_s": s.tokens / s.train_s if s.train_s > 0 else None,
