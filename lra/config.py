@@ -43,8 +43,13 @@ def load_group(group: str, name: str, overrides: dict[str, Any] | None = None) -
         ) from None
 
 
-def compose(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with command-line style overrides, as the apps do.
+def compose(
+    config_name: str = "train",
+    overrides: list[str] | None = None,
+    return_hydra_config: bool = False,
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line style overrides, as the apps do
+    (with ``return_hydra_config`` the ``hydra`` node too, e.g. a sweep file's sweeper params).
 
     >>> cfg = compose("train", ["experiment=smoke", "model=transformer_naive"])
     """
@@ -52,10 +57,11 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> D
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    kwargs = {"overrides": overrides or [], "return_hydra_config": return_hydra_config}
     if GlobalHydra.instance().is_initialized():  # inside one of our Hydra apps: its tree
-        return hydra_compose(config_name, overrides=overrides or [])
+        return hydra_compose(config_name, **kwargs)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name, overrides=overrides or [])
+        return hydra_compose(config_name, **kwargs)
 
 
 def build_task(name: str, data_dir: str | Path | None = None, **overrides: Any):

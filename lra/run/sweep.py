@@ -16,7 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from lra.config import CONF_DIR, compose
+from lra.config import compose
 from lra.identity import make_run_id
 from lra.records import record_path
 
@@ -25,21 +25,14 @@ FLAGS = ("-m", "--multirun")
 
 def job_overrides(argv: list[str]) -> list[list[str]]:
     """The overrides of each job ``lra-train -m <argv>`` launches, in launch order."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     args = [a for a in argv if not a.startswith("-")]
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(args)
     fixed = [a for a, o in zip(args, parsed, strict=True) if not o.is_sweep_override()]
-    if GlobalHydra.instance().is_initialized():
-        cfg = hydra_compose("train", overrides=fixed, return_hydra_config=True)
-    else:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose("train", overrides=fixed, return_hydra_config=True)
+    cfg = compose("train", fixed, return_hydra_config=True)
     params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
     overrides = parser.parse_overrides(params + args)
     return BasicSweeper.split_arguments(overrides, None)[0]
