@@ -83,6 +83,15 @@ def train_loader(
     )
 
 
+def eval_starts(
+    num_examples: int, batch_size: int, max_batches: int | None = None, drop_last: bool = False
+) -> range:
+    """First example of each evaluation batch (its ``len`` is the number of batches)."""
+    end = num_examples - num_examples % batch_size if drop_last else num_examples
+    starts = range(0, end, batch_size)
+    return starts if max_batches is None else starts[:max_batches]
+
+
 def eval_batches(
     split: ArraySplit,
     batch_size: int,
@@ -92,9 +101,5 @@ def eval_batches(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """The split in stored order, in batches (the last one may be smaller, or is left out
     with ``drop_last``)."""
-    end = len(split) - len(split) % batch_size if drop_last else len(split)
-    starts = range(0, end, batch_size)
-    if max_batches is not None:
-        starts = starts[:max_batches]
-    for start in starts:
+    for start in eval_starts(len(split), batch_size, max_batches, drop_last):
         yield split.get_batch(np.arange(start, min(start + batch_size, len(split))), trim=trim)

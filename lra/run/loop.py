@@ -27,7 +27,7 @@ from lra import runtime
 from lra.identity import config_hash, make_run_id
 from lra.quirks import Quirks
 from lra.run import distributed
-from lra.run.batches import BatchOrder, EpochOrder, eval_batches, train_loader
+from lra.run.batches import BatchOrder, EpochOrder, eval_batches, eval_starts, train_loader
 from lra.run.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -286,9 +286,7 @@ class Trainer:
         batches = eval_batches(
             split, batch_size, self.trim, self.tcfg.max_eval_batches, drop_last=drop_last
         )
-        count = len(split) // batch_size if drop_last else -(-len(split) // batch_size)
-        if self.tcfg.max_eval_batches:
-            count = min(count, int(self.tcfg.max_eval_batches))
+        count = len(eval_starts(len(split), batch_size, self.tcfg.max_eval_batches, drop_last))
         batches = tqdm(
             batches,
             total=count,
