@@ -92,6 +92,12 @@ class CompressiveAttention(SegmentRecurrentAttention):
         cmem, cmem_mask = windows(slots.detach(), slot_mask, ends - self.cmem_len, self.cmem_len)
         return torch.cat([cmem, mem], dim=2), torch.cat([cmem_mask, mem_mask], dim=2)
 
+    def no_context(self, x: Tensor) -> Tensor:
+        """Empty context; nothing is evicted, so the reconstruction loss is a zero that keeps
+        ``f_c`` in the graph (as DDP expects)."""
+        self._aux = sum(p.sum() for p in self.compress.parameters()) * 0.0
+        return super().no_context(x)
+
     def reconstruction_loss(
         self, x: Tensor, mask: Tensor, slots: Tensor, slot_mask: Tensor
     ) -> Tensor:

@@ -102,6 +102,10 @@ class SegmentRecurrentAttention(ProjectedAttention):
         [B, S, E, D] states and [B, S, E] mask, oldest first (E may be 0)."""
         return self.memory(x, mask)
 
+    def no_context(self, x: Tensor) -> Tensor:
+        """Empty context [B, 1, 0, D] for an input that fits in one segment."""
+        return x.new_zeros(x.shape[0], 1, 0, x.shape[2])
+
     def memory(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """XL memory: positions ``[sL - m, sL)`` for segment ``s`` -> [B, S, m, D], [B, S, m]."""
         s = x.shape[1] // self.segment_len
@@ -121,13 +125,19 @@ class SegmentRecurrentAttention(ProjectedAttention):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x [B, N, D], mask [B, N] bool -> [B, N, D]."""
         bsz, n, _ = x.shape
-        seg = self.segment_len
+        # An input no longer than a segment is one segment whose context lies before position 0
+        # (all masked): attend within the real length, with no padding and no context.
+        single = n <= self.segment_len
+        seg = n if single else self.segment_len
         xp = pad_to_multiple(x, seg, dim=1)
         mp = pad_to_multiple(mask.bool(), seg, dim=1, value=False)
         s = xp.shape[1] // seg
         q, k, v = (self.split_heads(t) for t in self.to_qkv(xp).chunk(3, dim=-1))
         q, k, v = (t.reshape(bsz, self.heads, s, seg, self.head_dim) for t in (q, k, v))
-        ctx, ctx_mask = self.context(xp.detach(), mp)  # [B, S, E, D], [B, S, E]
+        if single:
+            ctx, ctx_mask = self.no_context(xp), mp.new_zeros(bsz, 1, 0)
+        else:
+            ctx, ctx_mask = self.context(xp.detach(), mp)  # [B, S, E, D], [B, S, E]
         e = ctx.shape[2]
         keymask = torch.cat([ctx_mask, mp.view(bsz, s, seg)], dim=2)  # [B, S, E+L]
         if e:

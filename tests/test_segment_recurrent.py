@@ -121,6 +121,21 @@ def test_one_segment_without_relative_terms_is_softmax(name, padded):
     torch.testing.assert_close(attn(x, mask)[mask], ref[mask], atol=1e-10, rtol=1e-9)
 
 
+@pytest.mark.parametrize("name", METHODS)
+def test_input_shorter_than_a_segment_skips_padding_and_context(name):
+    """n <= segment_len runs one unpadded segment without context; padding the same input past
+    one segment (two segments, a fully masked context) must give the same real-token outputs."""
+    attn = make(name, segment_len=16, mem_len=16, **({"cmem_len": 4} if name != "xl" else {}))
+    x, mask = inputs(n=12, pad=3)
+    padded = torch.cat([x, torch.randn(2, 9, DIM, dtype=x.dtype)], dim=1)  # 21 > 16: two segments
+    padded_mask = torch.cat([mask, torch.zeros(2, 9, dtype=torch.bool)], dim=1)
+    short = attn(x, mask)
+    if name == "compressive":  # nothing evicted: a zero that keeps f_c in the graph
+        assert attn.aux_loss() == 0 and attn.aux_loss().requires_grad
+    long = attn(padded, padded_mask)[:, :12]
+    torch.testing.assert_close(short[mask], long[mask], atol=1e-10, rtol=1e-9)
+
+
 @pytest.mark.parametrize(("seg", "mem"), [(23, 0), (5, 0), (5, 7), (4, 8)])
 def test_xl_equals_segment_loop_with_relative_encoding(seg, mem):
     attn = make("xl", segment_len=seg, mem_len=mem)
