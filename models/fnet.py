@@ -39,7 +39,8 @@ def fourier_mix(x: Tensor, mask: Tensor) -> Tensor:
             continue
         rows = (lengths == length).nonzero().squeeze(1)
         block = compact[rows, :length]
-        mixed[rows, :length] = torch.fft.fft2(block, dim=(-2, -1)).real.to(x.dtype)
+        wide = torch.promote_types(block.dtype, torch.float32)  # no half-precision FFTs
+        mixed[rows, :length] = torch.fft.fft2(block.to(wide), dim=(-2, -1)).real.to(x.dtype)
     return torch.zeros_like(x).scatter(1, idx, mixed)
 
 

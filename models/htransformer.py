@@ -64,10 +64,14 @@ def block_partial(q: Tensor, k: Tensor, v: Tensor, count: Tensor, p: float) -> P
     ``sum exp(s) count`` [B, H, nb*b, 1].
     """
     allowed = count > 0
-    scores = (q @ k.transpose(-2, -1)).masked_fill(~allowed, torch.finfo(q.dtype).min)
+    # Under autocast the matmuls run in bf16/fp16; the softmax pieces stay in q's (>= fp32)
+    # dtype, as the levels' exponentials and sums are merged across the whole row.
+    scores = (q @ k.transpose(-2, -1)).to(q.dtype)
+    scores = scores.masked_fill(~allowed, torch.finfo(q.dtype).min)
     m = scores.amax(-1, keepdim=True).detach()  # any shift is exact; detached saves memory
     w = (scores - m).exp().masked_fill(~allowed, 0.0)  # [B, H, nb, b, b]
-    num, den = F.dropout(w, p=p) @ v, (w * count).sum(-1, keepdim=True)
+    num = (F.dropout(w, p=p) @ v).to(q.dtype)
+    den = (w * count).sum(-1, keepdim=True)
     return m.flatten(2, 3), num.flatten(2, 3), den.flatten(2, 3)
 
 

@@ -68,6 +68,13 @@ def masked_softmax(scores: Tensor, allowed: Tensor, dropout: float = 0.0) -> Ten
     return probs
 
 
+# --------------------------------------------------------------------------- precision
+def no_autocast(device: torch.device):
+    """Context in which autocast is off: numerically delicate steps (normalisers, kernel
+    distances, pseudo-inverses, hashing) run in their inputs' dtype, not bf16/fp16."""
+    return torch.autocast(device.type, enabled=False)
+
+
 # --------------------------------------------------------------------------- linear attention
 def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
     """Normalised kernel attention in O(N * M * Dh), never building the N x N matrix.
@@ -86,9 +93,9 @@ def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, mask: Tensor) -> T
     phi_q, phi_k, vw = phi_q.to(wide), phi_k.to(wide), v.to(wide)
     phi_k = phi_k.masked_fill(~mask[:, None, :, None], 0.0)
     kv = phi_k.transpose(-2, -1) @ vw  # [B, H, M, Dh]
-    z = phi_k.sum(dim=2)  # [B, H, M]
     num = phi_q @ kv  # [B, H, N, Dh]
-    den = phi_q @ z[..., None]  # [B, H, N, 1]
+    with no_autocast(v.device):  # the normaliser in float32 even under autocast
+        den = phi_q @ phi_k.sum(dim=2)[..., None]  # [B, H, N, 1]
     den = torch.where(den > 0, den, torch.ones_like(den))  # no real key: num = 0, out 0
     return (num / den).to(v.dtype)
 
@@ -100,4 +107,5 @@ __all__ = [
     "check_positive_float",
     "linear_attention",
     "masked_softmax",
+    "no_autocast",
 ]

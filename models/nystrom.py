@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from models.base import ProjectedAttention, register
-from models.kernels import check_int, masked_softmax
+from models.kernels import check_int, masked_softmax, no_autocast
 
 
 def segment_means(x: Tensor, mask: Tensor, m: int) -> tuple[Tensor, Tensor]:
@@ -60,15 +60,17 @@ def newton_pinv(a: Tensor, iters: int) -> Tensor:
     """Iterative Moore-Penrose pseudo-inverse of ``a`` [..., m, m] (Xiong et al. 2021, eq. 16).
 
     ``Z0 = a^T / (max_j sum_i |a_ij| * max_i sum_j |a_ij|)`` (per matrix), then
-    ``Z <- Z (13 I - a Z (15 I - a Z (7 I - a Z))) / 4``, ``iters`` times.
+    ``Z <- Z (13 I - a Z (15 I - a Z (7 I - a Z))) / 4``, ``iters`` times, in ``a``'s dtype
+    (pass at least float32) with autocast off.
     """
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
     col = a.abs().sum(-2).amax(-1)[..., None, None]
     row = a.abs().sum(-1).amax(-1)[..., None, None]
     z = a.transpose(-2, -1) / (col * row)
-    for _ in range(iters):
-        az = a @ z
-        z = 0.25 * z @ (13 * eye - az @ (15 * eye - az @ (7 * eye - az)))
+    with no_autocast(a.device):  # the iteration diverges from fp32 in bf16 matmuls
+        for _ in range(iters):
+            az = a @ z
+            z = 0.25 * z @ (13 * eye - az @ (15 * eye - az @ (7 * eye - az)))
     return z
 
 
@@ -124,12 +126,15 @@ class NystromAttention(ProjectedAttention):
         vw = vw.masked_fill(~mask[:, None, :, None], 0.0)
         lm = valid[:, None, None, :]  # [B, 1, 1, m]
         f = masked_softmax(qw @ kl.transpose(-2, -1), lm)  # [B, H, N, m]
-        a = masked_softmax(ql @ kl.transpose(-2, -1), lm)  # [B, H, m, m]
-        eye = torch.eye(self.landmarks, dtype=wide, device=q.device)
-        off = ~valid[:, None, :, None]  # unused landmark rows -> identity rows
-        a = torch.where(off, eye.expand_as(a), a)
         bm = masked_softmax(ql @ kw.transpose(-2, -1), mask[:, None, None, :])  # [B, H, m, N]
-        out = f @ (newton_pinv(a, self.pinv_iters) @ (bm @ vw))
+        bv = (bm @ vw).to(wide)  # [B, H, m, Dh]
+        with no_autocast(q.device):  # A, its pseudo-inverse (large entries) and pinv(A) B V
+            a = masked_softmax(ql @ kl.transpose(-2, -1), lm)  # [B, H, m, m]
+            eye = torch.eye(self.landmarks, dtype=wide, device=q.device)
+            off = ~valid[:, None, :, None]  # unused landmark rows -> identity rows
+            a = torch.where(off, eye.expand_as(a), a)
+            inner = newton_pinv(a, self.pinv_iters) @ bv  # [B, H, m, Dh]
+        out = f @ inner
         if self.conv is not None:
             out = out + self.conv(vw)
         return out.to(v.dtype)

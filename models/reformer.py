@@ -118,8 +118,10 @@ class ReformerAttention(ProjectedAttention):
         lengths = mask.sum(-1)  # [B]
         half_i = torch.ceil(lengths / (2 * self.bucket_size)).long().clamp(min=1)  # [B]
         half = int(half_i.max())
-        rot = self.rotations(half, q.device, q.dtype)  # [R, Dh, half]
-        proj = torch.einsum("bhnd,rdk->bhrnk", q, rot)  # [B, H, R, N, half]
+        wide = torch.promote_types(q.dtype, torch.float32)  # bf16/fp16 ties would move buckets
+        rot = self.rotations(half, q.device, wide)  # [R, Dh, half]
+        with torch.autocast(q.device.type, enabled=False):
+            proj = torch.einsum("bhnd,rdk->bhrnk", q.to(wide), rot)  # [B, H, R, N, half]
         unused = torch.arange(half, device=q.device) >= half_i[:, None]  # [B, half]
         both = torch.cat([proj, -proj], dim=-1)  # [B, H, R, N, 2 * half]
         both = both.masked_fill(unused.repeat(1, 2)[:, None, None, None, :], float("-inf"))
@@ -130,8 +132,16 @@ class ReformerAttention(ProjectedAttention):
 
     # ------------------------------------------------------------------ attention
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x [B, N, D], mask [B, N] bool -> [B, N, D]."""
-        q, v = self.project(x)
+        """x [B, N, D], mask [B, N] bool -> [B, N, D].
+
+        Under autocast the shared QK/V projection still runs in (at least) float32: the buckets
+        are an argmax over ``q``'s rotations, and a bf16-rounded ``q`` moves tokens across
+        bucket borders (5 % of the output at the conformance setting); the attention matmuls
+        keep autocast's dtype.
+        """
+        wide = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            q, v = self.project(x.to(wide))
         return self.to_out(self.merge_heads(self.attend_shared(q, v, mask)))
 
     def attend_shared(self, q: Tensor, v: Tensor, mask: Tensor) -> Tensor:

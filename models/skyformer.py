@@ -25,17 +25,21 @@ import torch
 from torch import Tensor
 
 from models.base import ProjectedAttention, register
-from models.kernels import check_int
+from models.kernels import check_int, no_autocast
 from models.nystrom import newton_pinv, segment_means
 
 
 def gaussian_kernel(a: Tensor, b: Tensor) -> Tensor:
-    """exp(-|a_i - b_j|^2 / 2) for a [..., N, Dh], b [..., M, Dh] (inputs already scaled)."""
-    sq = (
-        a.pow(2).sum(-1, keepdim=True)
-        + b.pow(2).sum(-1)[..., None, :]
-        - 2 * a @ b.transpose(-2, -1)
-    )
+    """exp(-|a_i - b_j|^2 / 2) for a [..., N, Dh], b [..., M, Dh] (inputs already scaled).
+
+    The expanded square cancels: it is computed in the inputs' dtype with autocast off.
+    """
+    with no_autocast(a.device):
+        sq = (
+            a.pow(2).sum(-1, keepdim=True)
+            + b.pow(2).sum(-1)[..., None, :]
+            - 2 * a @ b.transpose(-2, -1)
+        )
     return torch.exp(-0.5 * sq.clamp(min=0))
 
 
@@ -81,7 +85,9 @@ class SkyformerAttention(ProjectedAttention):
         kzz = torch.where(live, kzz, eye.expand_as(kzz))
         kqz = gaussian_kernel(qw, z) * valid[:, None, None, :]  # [B, H, N, 2m]
         kzk = gaussian_kernel(z, kw) * mask[:, None, None, :]  # [B, H, 2m, N]
-        out = kqz @ (newton_pinv(kzz, self.pinv_iters) @ (kzk @ vw))
+        with no_autocast(q.device):  # pinv(K_zz) has large entries: its product in fp32
+            inner = newton_pinv(kzz, self.pinv_iters) @ (kzk @ vw).to(wide)  # [B, H, 2m, Dh]
+        out = kqz @ inner
         return out.to(v.dtype)
 
     def extra_repr(self) -> str:

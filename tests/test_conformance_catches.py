@@ -12,6 +12,7 @@ from lra.check.conformance import CHECKS, largest_saved_tensor
 from lra.check.inputs import one_thread
 from models import ProjectedAttention
 from models.local import LocalAttention
+from models.reformer import ReformerAttention
 from models.transformer import SoftmaxAttention
 from models.transformer_naive import NaiveSoftmaxAttention
 
@@ -154,6 +155,23 @@ class AdHocFlag(SoftmaxAttention):
     sneaky_capability = True
 
 
+class HashesRoundedQueries(ReformerAttention):
+    """Hashes the autocast (bf16/fp16) projection: tokens cross bucket borders."""
+
+    def forward(self, x, mask):
+        q, v = self.project(x)
+        return self.to_out(self.merge_heads(self.attend_shared(q, v, mask)))
+
+
+class MasksInAutocastDtype(NaiveSoftmaxAttention):
+    """Fills masked scores with float32's minimum in bf16/fp16: overflows under autocast."""
+
+    def attend(self, q, k, v, mask):
+        scores = (q @ k.transpose(-2, -1)) * self.head_dim**-0.5
+        scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(torch.float32).min)
+        return scores.softmax(-1) @ v
+
+
 BROKEN = [
     ("flags", UnknownTestOption, SoftmaxAttention),
     ("flags", AdHocFlag, SoftmaxAttention),
@@ -173,6 +191,8 @@ BROKEN = [
     ("param_rule", FalseParamException, SoftmaxAttention),
     ("all_padding", NaNWithoutKeys, NaiveSoftmaxAttention),
     ("all_padding", BatchCoupled, SoftmaxAttention),
+    ("precision", HashesRoundedQueries, ReformerAttention),
+    ("precision", MasksInAutocastDtype, NaiveSoftmaxAttention),
 ]
 
 

@@ -174,15 +174,19 @@ def test_killed_process_resumes_to_same_record(tiny_overrides, tmp_path):
     assert comparable(first) == comparable(second)
 
 
-def test_worker_processes_and_bf16_paths(tiny_overrides, tmp_path):
+def test_worker_processes_and_low_precision_paths(tiny_overrides, tmp_path):
     reference = train.run(compose("train", tiny_overrides), tmp_path / "a")
     workers = train.run(
         compose("train", tiny_overrides + ["trainer.num_workers=1"]), tmp_path / "b"
     )
     # same batches in the same order; only the recorded config differs
     assert comparable(workers) | {"config": None} == comparable(reference) | {"config": None}
-    bf16 = train.run(compose("train", tiny_overrides + ["trainer.precision=bf16"]), tmp_path / "c")
-    assert bf16["status"] == "ok" and bf16["dtype"] == "bfloat16"
+    for precision, dtype in [("bf16", "bfloat16"), ("fp16", "float16")]:
+        record = train.run(
+            compose("train", tiny_overrides + [f"trainer.precision={precision}"]),
+            tmp_path / precision,
+        )
+        assert record["status"] == "ok" and record["dtype"] == dtype
 
 
 def test_cli_missing_release_data_says_how_to_get_it(tmp_path):

@@ -14,6 +14,7 @@ of the test blocks) with item 1 padded at the tail and in a gap that covers whol
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import traceback
 import typing
@@ -57,6 +58,12 @@ PAD_TOL = 1e-7  # padding may move real outputs by this much (float64)
 EXACT_TOL = 1e-8  # exact methods vs the dense reference (float64)
 TRIVIAL_TOL = 1e-3  # below this a non-exact method counts as full softmax
 PARAM_RULE = 0.10  # LRA: at most 10 % more (or fewer) parameters than the Transformer
+# Relative L2 error allowed under autocast against float32 (outputs, input gradients):
+# about 4x the error of bf16/fp16 rounding through one attention layer.
+PRECISION_TOL = {torch.bfloat16: 2e-2, torch.float16: 3e-3}
+# A ReLU or argmax feature whose sign flips under rounding moves single tokens' gradients
+# (cosformer: one token of 110 holds most of its error); this worst fraction is left out.
+GRAD_OUTLIERS = 0.01
 BOGUS = "no_such_option"
 BASE_OPTIONS = ("dropout", "qkv_dim")  # the recipe's, validated by the backbone
 
@@ -348,6 +355,52 @@ def check_gradients(cls: type[Attention], options: dict[str, Any]) -> Verdict:
     )
 
 
+def _autocast_run(
+    attn: Attention, x: Tensor, mask: Tensor, weight: Tensor, dtype: torch.dtype | None
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """Forward (under CPU autocast to ``dtype``, or plain float32 for None) and backward of
+    ``sum(weight * y)`` over real tokens -> float32 outputs, input gradient, parameter grads."""
+    attn.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        y = attn(x, mask)
+    (y.float() * weight)[mask].sum().backward()
+    grads = [p.grad for p in attn.parameters() if p.grad is not None]
+    return y.detach().float(), x.grad, grads
+
+
+def token_rel_error(a: Tensor, ref: Tensor, mask: Tensor, drop: float = 0.0) -> float:
+    """Relative L2 error of ``a`` against ``ref`` [B, N, D] over real tokens, leaving out the
+    worst ``drop`` fraction of tokens (rounded up; 0 = none)."""
+    per_token = (a - ref)[mask].pow(2).sum(-1)  # [real tokens]
+    worst = math.ceil(drop * per_token.numel())
+    if worst:
+        per_token = per_token.sort().values[:-worst]
+    return (per_token.sum().sqrt() / ref[mask].norm()).item()
+
+
+@check("precision")
+def check_precision(cls: type[Attention], options: dict[str, Any]) -> Verdict:
+    """bf16 and fp16 autocast (CPU): outputs and all gradients finite; outputs and input
+    gradients within ``PRECISION_TOL`` (relative L2) of float32."""
+    attn = build(cls, options, dtype=torch.float32)
+    x, mask = batch(dtype=torch.float32)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    y32, g32, _ = _autocast_run(attn, x, mask, weight, None)
+    measured, problems = {}, []
+    for dtype, tol in PRECISION_TOL.items():
+        label = str(dtype).removeprefix("torch.")
+        y, g, grads = _autocast_run(attn, x, mask, weight, dtype)
+        bad = sum(int((~torch.isfinite(t)).sum()) for t in (y, g, *grads))
+        out_err = token_rel_error(y, y32, mask)
+        grad_err = token_rel_error(g, g32, mask, drop=GRAD_OUTLIERS)
+        measured[label] = {"out": f"{out_err:.2g}", "grad": f"{grad_err:.2g}", "nonfinite": bad}
+        if bad or not (out_err <= tol and grad_err <= tol):
+            problems.append(f"{label}: out {out_err:.2g}, grad {grad_err:.2g}, {bad} non-finite")
+    expected = ", ".join(f"{str(d)[6:]} <= {t:g}" for d, t in PRECISION_TOL.items())
+    return Verdict(not problems, measured, f"finite; {expected}", "; ".join(problems))
+
+
 @check("determinism")
 def check_determinism(cls: type[Attention], options: dict[str, Any]) -> Verdict:
     """Eval mode with dropout 0.3: two calls give identical outputs."""
@@ -517,6 +570,7 @@ def check_all_padding(cls: type[Attention], options: dict[str, Any]) -> Verdict:
 
 __all__ = [
     "CHECKS",
+    "PRECISION_TOL",
     "Check",
     "CheckResult",
     "Verdict",

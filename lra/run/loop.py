@@ -90,7 +90,7 @@ class Trainer:
         self.ddp = distributed.wrap(self.model, self.dist, self.device, int(cfg.seed))
         self.optimizer = runtime.adamw(self.model.parameters(), self.optim_cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr)
-        self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         # trimming a batch to its longest sequence only removes padding, unless the method's
         # pattern depends on the padded length (then every batch keeps the task's length)
         length_dependent = models.REGISTRY[cfg.model.name].length_dependent
