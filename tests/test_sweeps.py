@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -205,3 +206,69 @@ def test_dry_run_of_a_bad_override_exits_2(capsys):
 
     assert dry_run(["-m", "seed=0,1", "model=transformer,nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_a_job_is_stopped_when_its_sweep_process_ends(monkeypatch):
+    """The watched process dies (a zombie, not yet reaped): the running job gets SIGTERM."""
+    from lra.run import supervise
+
+    monkeypatch.setattr(supervise, "POLL_S", 0.05)
+    sweep = subprocess.Popen(["sleep", "60"])
+
+    def job() -> None:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
+        time.sleep(30)
+        os._exit(0)
+
+    killer = threading.Timer(0.3, sweep.kill)
+    killer.start()
+    start = time.time()
+    try:
+        assert supervise.run_isolated(job, watch=sweep.pid) == 128 + signal.SIGTERM
+        assert time.time() - start < 10
+    finally:
+        killer.cancel()
+        sweep.kill()
+        sweep.wait()
+    assert not supervise.alive(sweep.pid) and supervise.alive(os.getpid())
+
+
+def test_without_a_watched_process_a_job_runs_to_its_end():
+    from lra.run import supervise
+
+    assert supervise.run_isolated(lambda: os._exit(3)) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_killing_a_joblib_sweep_stops_its_jobs(n_jobs, tiny_overrides, tmp_path):
+    """SIGKILL the sweep process mid-job: running jobs save last.pt and stop, and the jobs
+    already handed to a worker are not started (n_jobs=1: the job's parent is the sweep
+    process; 2: loky workers outlive it)."""
+    from lra.run.supervise import alive
+
+    longer = ["task.optim.steps=2000", "task.optim.eval_every=100", "task.backbone.dim=64"]
+    cmd = [sys.executable, "-m", "lra.run.train", "-m", *tiny_overrides, *longer,
+           "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", "seed=0,1,2,3",
+           f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def locks() -> dict:  # run folder -> pid of the job process holding its lock
+        found = [(p.parent, p.read_text().strip()) for p in (tmp_path / "sweep").rglob(".lock")]
+        return {folder: int(pid) for folder, pid in found if pid}
+
+    deadline = time.time() + 240
+    while len(locks()) < n_jobs and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(locks()) == n_jobs, "the jobs did not start"
+    time.sleep(1)  # past the first checkpointable steps
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 60
+    while any(alive(pid) for pid in locks().values()) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in locks().values()), "jobs went on without their sweep"
+    time.sleep(5)  # a queued job would have started by now
+    assert len(locks()) == n_jobs  # none of the two queued jobs started
+    assert all((folder / "last.pt").exists() for folder in locks())  # stopped, resumable
+    assert read_records(tmp_path / "results") == []

@@ -6,14 +6,24 @@ out-of-memory killer sends ``SIGKILL``) would take them down and leave no record
 job runs in a forked child; the parent forwards SIGTERM/SIGINT/SIGUSR1/SIGUSR2 to it (the child
 saves ``last.pt`` and stops as usual) and, if the child dies by a signal it could not handle,
 writes the job's ``failed`` record saying so, and the sweep goes on.
+
+A sweep killed alone (``kill <pid>``, ``SIGKILL``) must not leave its jobs running on. A job's
+child asks the kernel for ``SIGTERM`` when its parent dies (Linux ``PR_SET_PDEATHSIG``), which
+covers the basic launcher and ``n_jobs=1``, where the sweep process is the parent. A joblib
+worker outlives the sweep process that feeds it, so ``lra-train`` names itself the sweep
+(``LRA_SWEEP_PID``, inherited by the workers): a worker does not start a job whose sweep has
+ended and stops a running one with ``SIGTERM``. Stopped this way, a job saves ``last.pt``; the
+same command resumes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable
 
 LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")
@@ -27,10 +37,58 @@ def is_local(launcher_target: str) -> bool:
     return str(launcher_target).rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
 
 
-def run_isolated(job: Callable[[], None]) -> int:
+SWEEP_PID_ENV = "LRA_SWEEP_PID"
+POLL_S = 1.0  # how often a waiting job checks that its sweep process is alive
+
+
+def claim_sweep() -> None:
+    """Make this process the sweep whose end stops the jobs of its workers."""
+    os.environ[SWEEP_PID_ENV] = str(os.getpid())
+
+
+def sweep_pid() -> int | None:
+    """The pid of the sweep process this job belongs to, if another process than this one."""
+    pid = int(os.environ.get(SWEEP_PID_ENV) or 0)
+    return pid if pid and pid != os.getpid() else None
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (zombies count as ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # Linux: a zombie has state Z
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def stop_with_parent(parent: int) -> None:
+    """Linux: have the kernel send this process ``SIGTERM`` when its parent dies; exit at once
+    if ``parent`` has already gone. Elsewhere nothing happens."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # died before prctl took effect
+            os._exit(128 + signal.SIGTERM)
+
+
+def run_isolated(job: Callable[[], None], watch: int | None = None) -> int:
     """Run ``job()`` in a forked child and return its exit code (negative: killed by that
-    signal). Signals that reach this process while it waits are passed on to the child."""
-    child = multiprocessing.get_context("fork").Process(target=job)
+    signal). Signals that reach this process while it waits are passed on to the child; the
+    child gets ``SIGTERM`` if this process dies or if process ``watch`` ends."""
+    parent = os.getpid()
+
+    def child_main() -> None:
+        stop_with_parent(parent)
+        job()
+
+    child = multiprocessing.get_context("fork").Process(target=child_main)
     child.start()
     previous = {}
 
@@ -41,7 +99,12 @@ def run_isolated(job: Callable[[], None]) -> int:
     try:
         for sig in FORWARDED:
             previous[sig] = signal.signal(sig, forward)
-        child.join()
+        stopped = False
+        while child.exitcode is None:
+            child.join(POLL_S if watch else None)
+            if watch and not stopped and child.exitcode is None and not alive(watch):
+                forward(signal.SIGTERM, None)
+                stopped = True
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

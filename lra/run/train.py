@@ -156,7 +156,12 @@ def _hydra_main(cfg: DictConfig) -> None:
     if not (multirun and supervise.is_local(hydra_cfg.launcher._target_)):
         _job(cfg, hydra_cfg.runtime.output_dir, multirun, num)
         return
-    code = supervise.run_isolated(lambda: _job(cfg, hydra_cfg.runtime.output_dir, multirun, num))
+    watch = supervise.sweep_pid()
+    if watch and not supervise.alive(watch):
+        print(f"job {num} not started: its sweep (pid {watch}) has ended", file=sys.stderr)
+        return
+    job = lambda: _job(cfg, hydra_cfg.runtime.output_dir, multirun, num)  # noqa: E731
+    code = supervise.run_isolated(job, watch)
     if code is not None and code < 0:
         message = supervise.death_message(code)
         write_record(cfg.results_dir, base_record(cfg, None, "failed", message))
@@ -197,6 +202,7 @@ def main() -> None:
         sys.exit(2)
     if "--dry-run" in argv:  # list the jobs of the command, launch nothing
         sys.exit(sweep.dry_run([a for a in argv if a != "--dry-run"]))
+    supervise.claim_sweep()  # joblib workers stop when this process ends
     _hydra_main()
 
 
