@@ -14,8 +14,9 @@ position 0, with block size ``b`` (``block_size``):
 Every (query, key) pair falls in exactly one level (the smallest segment holding both), and
 all levels share one softmax: per level we keep the row maximum, ``sum exp(s) V`` and
 ``sum exp(s)``, and merge them from the coarsest level down, prolonging (repeating) coarse
-query rows to their ``r`` fine queries (the paper's interpolation). Memory and time are
-``O(n * b)`` (the level sizes halve going up). Because ``q_bar . k_bar`` is the mean of
+query rows to their ``r`` fine queries (the paper's interpolation). Each level's group sums
+are built from the level below (pairs of groups), so coarsening costs ``O(n)`` in all; memory
+and time are ``O(n * b)`` (the level sizes halve going up). Because ``q_bar . k_bar`` is the mean of
 ``q_i . k_j`` over the two groups, the method equals softmax attention with each score
 replaced by its group-pair average at its level; with one block (``b >= n``), or with one
 level (``levels=1``) and ``2 b >= n``, nothing is coarsened and it is full softmax attention.
@@ -44,15 +45,15 @@ from models.blocks import check_int, pad_to_multiple
 Partial = tuple[Tensor, Tensor, Tensor]  # row max [.., P, 1], sum exp(s) v [.., P, Dh], sum exp(s)
 
 
-def coarsen(x: Tensor, real: Tensor, r: int, mean: bool) -> Tensor:
-    """Group ``r`` consecutive positions: x [B, H, P, Dh], real [B, 1, P, 1] float ->
-    [B, H, P/r, Dh], the sum over real positions (or their mean, 0 for a group without any)."""
-    b, h, p, d = x.shape
-    total = (x * real).view(b, h, p // r, r, d).sum(3)
-    if not mean:
-        return total
-    count = real.view(real.shape[0], 1, p // r, r, 1).sum(3)
-    return total / count.clamp_min(1.0)
+def pyramid(x: Tensor, real: Tensor, depth: int) -> list[Tensor]:
+    """Sums over real positions in groups of 1, 2, ..., ``2^(depth-1)`` consecutive positions,
+    each level built from the one below: x [B, H, P, Dh] (or [B, 1, P, 1]), real [B, 1, P, 1]
+    float -> ``depth`` tensors [B, H, P / 2^i, Dh]."""
+    sums = [x * real]
+    for _ in range(depth - 1):
+        s = sums[-1]
+        sums.append(s.view(s.shape[0], s.shape[1], s.shape[2] // 2, 2, s.shape[3]).sum(3))
+    return sums
 
 
 def block_partial(q: Tensor, k: Tensor, v: Tensor, count: Tensor, p: float) -> Partial:
@@ -129,13 +130,14 @@ class HTransformerAttention(ProjectedAttention):
         real = pad_to_multiple(mask, b * 2**top, dim=1, value=False)[:, None, :, None].to(wide)
         size = q.shape[2]
         merged: Partial | None = None
-        for level in range(top, 0, -1):  # coarsest first
-            r = 2 ** (level - 1)
-            qc, kc = coarsen(q, real, r, mean=True), coarsen(k, real, r, mean=True)
-            vc, count = coarsen(v, real, r, mean=False), coarsen(real, real, r, mean=False)
-            nb = size // (r * b)
+        qs, ks, vs, counts = (pyramid(t, real, top) for t in (q, k, v, real))
+        for level in range(top, 0, -1):  # coarsest first; groups of r = 2^(level-1)
+            # pop: each level's sums are freed once used (coarsest is last)
+            qsum, ksum, vsum, count = qs.pop(), ks.pop(), vs.pop(), counts.pop()
+            qc, kc = (t / count.clamp_min(1.0) for t in (qsum, ksum))  # means of real positions
+            nb = size // (2 ** (level - 1) * b)
             sib = torch.arange(nb, device=q.device) ^ 1  # the other half of the segment
-            qb, kb, vb = (t.view(t.shape[0], t.shape[1], nb, b, -1) for t in (qc, kc, vc))
+            qb, kb, vb = (t.view(t.shape[0], t.shape[1], nb, b, -1) for t in (qc, kc, vsum))
             weight = count.view(count.shape[0], 1, nb, b)[:, :, sib, None, :]
             part = block_partial(qb, kb[:, :, sib], vb[:, :, sib], weight, p)
             merged = part if merged is None else merge(prolong(merged, 2), part)

@@ -76,12 +76,15 @@ def no_autocast(device: torch.device):
 
 
 # --------------------------------------------------------------------------- linear attention
-def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+def linear_attention(
+    phi_q: Tensor, phi_k: Tensor, v: Tensor, mask: Tensor, keys_zeroed: bool = False
+) -> Tensor:
     """Normalised kernel attention in O(N * M * Dh), never building the N x N matrix.
 
     Args:
         phi_q: query features [B, H, N, M] (non-negative).
-        phi_k: key features [B, H, N, M] (non-negative); padded rows are zeroed here.
+        phi_k: key features [B, H, N, M] (non-negative); padded rows are zeroed here, unless
+            ``keys_zeroed`` says the caller's features are already 0 there.
         v: values [B, H, N, Dh].
         mask: [B, N] bool, True = real key.
 
@@ -91,7 +94,8 @@ def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, mask: Tensor) -> T
     """
     wide = torch.promote_types(v.dtype, torch.float32)
     phi_q, phi_k, vw = phi_q.to(wide), phi_k.to(wide), v.to(wide)
-    phi_k = phi_k.masked_fill(~mask[:, None, :, None], 0.0)
+    if not keys_zeroed:
+        phi_k = phi_k.masked_fill(~mask[:, None, :, None], 0.0)
     kv = phi_k.transpose(-2, -1) @ vw  # [B, H, M, Dh]
     num = phi_q @ kv  # [B, H, N, Dh]
     with no_autocast(v.device):  # the normaliser in float32 even under autocast

@@ -57,10 +57,11 @@ class LinformerAttention(ProjectedAttention):
         """q, k, v [B, H, N, Dh], mask [B, N] bool -> [B, H, N, Dh]."""
         n = q.shape[2]
         check_length(n, self.max_len, "linformer")
-        e = self.proj[:, :n].to(q.dtype)  # [k, N]
-        real = mask[:, None, :, None]
-        k_low = e @ k.masked_fill(~real, 0.0)  # [B, H, k, Dh]
-        v_low = e @ v.masked_fill(~real, 0.0)
+        # padded keys leave the projection: zero their columns of E (a [B, 1, k, N] copy,
+        # far smaller than masked copies of K and V)
+        e = self.proj[:, :n].to(q.dtype).masked_fill(~mask[:, None, None, :], 0.0)
+        k_low = e @ k  # [B, H, k, Dh]
+        v_low = e @ v
         scores = (q * self.head_dim**-0.5) @ k_low.transpose(-2, -1)  # [B, H, N, k]
         probs = scores.softmax(dim=-1, dtype=torch.promote_types(q.dtype, torch.float32))
         return F.dropout(probs.to(q.dtype), p=dropout_p(self)) @ v_low

@@ -63,14 +63,17 @@ def favor_features(x: Tensor, w: Tensor, real: Tensor | None = None) -> Tensor:
     Returns:
         [B, H, N, M]: ``exp(W x - |x|^2/2 - shift) / sqrt(M)`` (padded keys 0).
     """
-    expo = x @ w.T - x.pow(2).sum(-1, keepdim=True) / 2  # [B, H, N, M]
+    # one [B, H, N, M] buffer, updated in place (no step's backward needs its input)
+    expo = (x @ w.T).to(x.dtype)  # autocast computes the product in bf16/fp16
+    expo -= x.pow(2).sum(-1, keepdim=True) / 2
     if real is None:
-        shift = expo.amax(dim=-1, keepdim=True)
+        shift = expo.detach().amax(dim=-1, keepdim=True)
     else:  # padded keys: exponent -inf, so exp gives 0 with a zero (not NaN) gradient
-        expo = expo.masked_fill(~real[:, None, :, None], float("-inf"))
-        shift = expo.amax(dim=(-2, -1), keepdim=True)
-        shift = shift.masked_fill(~real.any(-1)[:, None, None, None], 0.0)  # no real key
-    return torch.exp(expo - shift.detach()) / math.sqrt(w.shape[0])
+        expo.masked_fill_(~real[:, None, :, None], float("-inf"))
+        shift = expo.detach().amax(dim=(-2, -1), keepdim=True)
+        shift.masked_fill_(~real.any(-1)[:, None, None, None], 0.0)  # no real key
+    expo -= shift + 0.5 * math.log(w.shape[0])  # the 1/sqrt(M) inside the exponential
+    return expo.exp_()
 
 
 @register("performer")
@@ -122,7 +125,7 @@ class PerformerAttention(ProjectedAttention):
         w = self.features.to(wide)
         phi_q = favor_features(q.to(wide) * scale, w)
         phi_k = favor_features(k.to(wide) * scale, w, real=mask)
-        return linear_attention(phi_q, phi_k, v, mask)
+        return linear_attention(phi_q, phi_k, v, mask, keys_zeroed=True)
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"calls_since_draw": self.calls_since_draw}

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import ProjectedAttention, dropout_p, register
-from models.kernels import check_int, check_length, check_positive_float, masked_softmax
+from models.blocks import masked_softmax
+from models.kernels import check_int, check_length, check_positive_float
 
 
 def blocks_of(x: Tensor, b: int) -> Tensor:
@@ -117,10 +118,12 @@ class SinkhornAttention(ProjectedAttention):
         ks = torch.einsum("bhuv,bhvjd->bhujd", p, kb)  # sorted keys [B, H, nb, b, Dh]
         vs = torch.einsum("bhuv,bhvjd->bhujd", p, vb)
         real_s = torch.einsum("bhuv,bhvj->bhuj", p, real_b.to(p.dtype)) > 0  # [B, H, nb, b]
-        scores = torch.cat([qb @ kb.transpose(-2, -1), qb @ ks.transpose(-2, -1)], dim=-1)
-        allowed = torch.cat([real_b.expand_as(real_s), real_s], dim=-1)[..., None, :]
-        probs = masked_softmax(scores, allowed, dropout_p(self))  # [B, H, nb, b, 2b]
-        out = probs[..., :b] @ vb + probs[..., b:] @ vs
+        # one softmax over own + sorted keys; the two score blocks [B, H, nb, b, b] are masked
+        # in place and joined once inside masked_softmax
+        scores = [qb @ kb.transpose(-2, -1), qb @ ks.transpose(-2, -1)]
+        allowed = [real_b[..., None, :], real_s[..., None, :]]
+        (own, sorted_), has_key = masked_softmax(scores, allowed, dropout_p(self))
+        out = (own @ vb + sorted_ @ vs).masked_fill(~has_key, 0.0)
         return out.flatten(2, 3)[:, :, :n]
 
     def extra_repr(self) -> str:
