@@ -3,7 +3,7 @@
 * Run records: one JSON file per run, ``<results_dir>/runs/<run_id>.json``. Keys: schema,
   run_id, created, task, model, seed, status (ok|failed|diverged), val_acc, test_acc,
   test_acc_last, n_val, n_test (examples evaluated), best_step, steps, params, train_s,
-  steps_per_s, tokens_per_s, peak_mem_mb, device, dtype, torch, git_sha, data_spec, config;
+  steps_per_s, tokens_per_s (over the steps that did not compile), compile_s, peak_mem_mb, device, dtype, torch, git_sha, data_spec, config;
   plus ``history`` (eval curve), ``error`` and ``attempts`` (earlier attempts of the same run
   id: created, status, error, steps, git_sha). A failed or diverged attempt never replaces an
   ``ok`` record: it is added to that record's ``attempts`` instead.
@@ -46,6 +46,7 @@ RECORD_KEYS = (
     "train_s",
     "steps_per_s",
     "tokens_per_s",
+    "compile_s",
     "peak_mem_mb",
     "device",
     "dtype",

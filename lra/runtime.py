@@ -87,6 +87,22 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def maybe_compile(module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """``torch.compile(module)`` (default inductor backend, graph breaks allowed), or the
+    module itself. The compiled wrapper shares the module's parameters and state dict."""
+    return torch.compile(module) if enabled else module
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has built in this process so far (0 before any): a step during
+    which this grows spent part of its time compiling."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:  # pragma: no cover - torch without dynamo
+        return 0
+    return int(counters["stats"]["unique_graphs"])
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak CUDA memory allocated, or the process's peak resident set size on CPU."""
     if device.type == "cuda":

@@ -23,7 +23,7 @@ def _one_thread():
 
 NAMES = sorted(REGISTRY)
 MATRIX = [
-    pytest.param(name, check, id=f"{name}-{check}")
+    pytest.param(name, check, id=f"{name}-{check}", marks=[pytest.mark.slow] if spec.slow else [])
     for name in NAMES
     for check, spec in CHECKS.items()
     if spec.applies(REGISTRY[name])

@@ -18,6 +18,7 @@ CHANGED = {
     "trainer.resume": "false",
     "trainer.ckpt_every": "7",
     "trainer.log_every": "3",
+    "trainer.compile": "true",
 }
 
 

@@ -258,3 +258,18 @@ def test_long_cpu_projection_names_the_fix(tiny_overrides, tmp_path, capsys, mon
     out = capsys.readouterr()
     text = out.out + out.err
     assert "long for a CPU: experiment=smoke" in text and "task.optim.steps=N" in text
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_and_reports_compile_time(tiny_overrides, tmp_path):
+    """trainer.compile=true: the same losses as eager (no dropout, whose random masks differ
+    between eager and compiled code); the steps that compiled are timed apart."""
+    no_dropout = [*tiny_overrides, "task.backbone.dropout=0", "task.backbone.attn_dropout=0"]
+    eager = train.run(compose("train", no_dropout), tmp_path / "eager")
+    compiled = train.run(compose("train", [*no_dropout, "trainer.compile=true"]), tmp_path / "c")
+    assert compiled["status"] == "ok" and compiled["run_id"] == eager["run_id"]
+    losses = [[h["train_loss"] for h in r["history"]] for r in (eager, compiled)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert [h["val_acc"] for h in compiled["history"]] == [h["val_acc"] for h in eager["history"]]
+    assert eager["compile_s"] == 0 and compiled["compile_s"] > 0
+    assert compiled["steps_per_s"] is not None

@@ -64,6 +64,7 @@ PRECISION_TOL = {torch.bfloat16: 2e-2, torch.float16: 3e-3}
 # A ReLU or argmax feature whose sign flips under rounding moves single tokens' gradients
 # (cosformer: one token of 110 holds most of its error); this worst fraction is left out.
 GRAD_OUTLIERS = 0.01
+COMPILE_TOL = 1e-4  # compiled vs eager, float32: fused kernels reorder sums
 BOGUS = "no_such_option"
 BASE_OPTIONS = ("dropout", "qkv_dim")  # the recipe's, validated by the backbone
 
@@ -111,6 +112,7 @@ class Check:
     applies: Callable[[type[Attention]], bool]
     doc: str
     recipe: bool = False
+    slow: bool = False  # takes seconds to minutes (the test suite runs it in its slow tier)
 
     def __call__(
         self, cls: type[Attention], options: Mapping[str, Any] | None = None
@@ -135,13 +137,16 @@ CHECKS: dict[str, Check] = {}
 
 
 def check(
-    name: str, applies: Callable[[type[Attention]], bool] | None = None, recipe: bool = False
+    name: str,
+    applies: Callable[[type[Attention]], bool] | None = None,
+    recipe: bool = False,
+    slow: bool = False,
 ):
     """Decorator: register ``fn(cls, options) -> Verdict`` as the check ``name``."""
 
     def decorate(fn: Callable[[type[Attention], dict[str, Any]], Verdict]) -> Check:
         doc = (fn.__doc__ or "").strip().splitlines()[0]
-        CHECKS[name] = Check(name, fn, applies or (lambda cls: True), doc, recipe)
+        CHECKS[name] = Check(name, fn, applies or (lambda cls: True), doc, recipe, slow)
         return CHECKS[name]
 
     return decorate
@@ -399,6 +404,24 @@ def check_precision(cls: type[Attention], options: dict[str, Any]) -> Verdict:
             problems.append(f"{label}: out {out_err:.2g}, grad {grad_err:.2g}, {bad} non-finite")
     expected = ", ".join(f"{str(d)[6:]} <= {t:g}" for d, t in PRECISION_TOL.items())
     return Verdict(not problems, measured, f"finite; {expected}", "; ".join(problems))
+
+
+@check("compile", slow=True)
+def check_compile(cls: type[Attention], options: dict[str, Any]) -> Verdict:
+    """torch.compile (inductor; graph breaks allowed): outputs and input gradients equal eager
+    within ``COMPILE_TOL`` (relative L2, float32)."""
+    attn = build(cls, options, dtype=torch.float32)
+    x, mask = batch(dtype=torch.float32)
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    y_eager, g_eager, _ = _autocast_run(attn, x, mask, weight, None)
+    torch._dynamo.reset()  # compile afresh, whatever ran before in this process
+    y, g, grads = _autocast_run(torch.compile(attn), x, mask, weight, None)
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in (y, g, *grads))
+    out_err, grad_err = token_rel_error(y, y_eager, mask), token_rel_error(g, g_eager, mask)
+    measured = {"out": f"{out_err:.2g}", "grad": f"{grad_err:.2g}", "nonfinite": bad}
+    passed = not bad and out_err <= COMPILE_TOL and grad_err <= COMPILE_TOL
+    problem = "" if passed else f"out {out_err:.2g}, grad {grad_err:.2g}, {bad} non-finite"
+    return Verdict(passed, measured, f"finite; <= {COMPILE_TOL:g}", problem)
 
 
 @check("determinism")

@@ -47,8 +47,10 @@ class LoopState:
     step: int = 0
     best_val_acc: float | None = None
     best_step: int | None = None
-    train_s: float = 0.0
-    tokens: int = 0
+    train_s: float = 0.0  # time in optimiser steps, less the steps that compiled
+    tokens: int = 0  # real tokens of the steps in train_s
+    timed_steps: int = 0  # the steps in train_s
+    compile_s: float = 0.0  # time of the steps during which torch.compile built graphs
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -88,6 +90,9 @@ class Trainer:
         backbone = self.quirks.backbone(OmegaConf.to_container(cfg.task.backbone, resolve=True))
         self.model = models.build(task.spec, backbone, cfg.model).to(self.device)
         self.ddp = distributed.wrap(self.model, self.dist, self.device, int(cfg.seed))
+        # what the steps and evaluations call: the (compiled) DDP wrapper and model
+        self.train_forward = runtime.maybe_compile(self.ddp, bool(self.tcfg.compile))
+        self.eval_forward = runtime.maybe_compile(self.model, bool(self.tcfg.compile))
         self.optimizer = runtime.adamw(self.model.parameters(), self.optim_cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
@@ -168,7 +173,7 @@ class Trainer:
             sync = self.ddp is self.model or i == self.grad_accum - 1  # DDP: reduce once
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
                 with runtime.autocast(self.device, self.dtype):
-                    logits = self.ddp(micro)
+                    logits = self.train_forward(micro)
                     share = len(micro["label"]) / len(batch["label"])
                     loss = F.cross_entropy(logits.float(), micro["label"]) * share
                     loss = loss + self.model.aux_loss() / self.grad_accum
@@ -202,11 +207,11 @@ class Trainer:
         loader = train_loader(split, order, self.state.step, self.steps, self.trim, workers)
         bar = self._progress_bar()
         self.model.train()
-        first_step, projected = self.state.step, False
-        train_s_at_start = self.state.train_s
+        projected = False
+        train_s_at_start, timed_at_start = self.state.train_s, self.state.timed_steps
         try:
             for batch in loader:
-                start = time.perf_counter()
+                start, graphs = time.perf_counter(), runtime.compiled_graphs()
                 batch = self.quirks.batch(batch)
                 try:
                     loss = self.train_step(batch)
@@ -214,13 +219,18 @@ class Trainer:
                     bar.write(f"diverged: {err}")
                     return "diverged"
                 runtime.synchronize(self.device)
-                self.state.train_s += time.perf_counter() - start
+                seconds = time.perf_counter() - start
                 tokens, stop = real_tokens(batch), guard is not None and guard.requested
                 if self.dist.enabled:
                     tokens, stop = distributed.all_reduce_sum([tokens, stop], self.device)
-                self.state.tokens += int(tokens)
+                if runtime.compiled_graphs() > graphs:  # compile time is reported apart
+                    self.state.compile_s += seconds
+                else:
+                    self.state.train_s += seconds
+                    self.state.tokens += int(tokens)
+                    self.state.timed_steps += 1
                 self.state.step = step = self.state.step + 1
-                timed = step - first_step
+                timed = self.state.timed_steps - timed_at_start
                 if not projected and timed >= PROJECT_AFTER_STEPS and self.dist.is_main:
                     projected = True
                     bar.write(self.projection((self.state.train_s - train_s_at_start) / timed))
@@ -304,7 +314,7 @@ class Trainer:
                 continue
             batch = runtime.to_device(self.quirks.batch(batch), self.device)
             with runtime.autocast(self.device, self.dtype):
-                logits = self.model(batch)
+                logits = self.eval_forward(batch)
             correct += int((logits.argmax(-1) == batch["label"]).sum())
             total += len(batch["label"])
         self.model.train()
