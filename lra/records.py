@@ -60,12 +60,22 @@ REQUIRED_KEYS = ("run_id", "task", "model", "seed", "status")  # what a readable
 STATUSES = ("ok", "failed", "diverged")
 ATTEMPT_KEYS = ("created", "status", "error", "steps", "git_sha")
 
-BENCH_SETTINGS = ("task", "mode", "batch", "device", "dtype", "threads")
+BENCH_SETTINGS = ("task", "mode", "batch", "device", "dtype", "threads", "compile")
 """Benchmark settings under which points can be compared at all."""
 BENCH_GROUP = BENCH_SETTINGS + ("bench_id",)
 """The points of one table (compared with each other): one setting within one ``lra-bench``
 invocation, so ratios never mix rows of two invocations (or two machines)."""
-BENCH_KEY = ("bench_id", "task", "method", "mode", "length", "batch", "device", "dtype", "threads")
+BENCH_KEY = (
+    "bench_id",
+    "task",
+    "method",
+    "mode",
+    "length",
+    "batch",
+    "device",
+    "dtype",
+    "threads",
+) + ("compile",)
 """What identifies one benchmark point: a point re-measured within one invocation keeps its
 latest row; points of different invocations (``bench_id``) never supersede each other."""
 BENCH_LEGACY_COLUMNS = (
@@ -74,10 +84,20 @@ BENCH_LEGACY_COLUMNS = (
     + ("status", "error", "warmup", "repeats", "git_sha", "torch", "created")
 )
 """The header of bench CSVs written before ``bench_id`` and ``machine`` (upgraded on append)."""
-BENCH_COLUMNS = BENCH_LEGACY_COLUMNS + ("bench_id", "machine")
+BENCH_COLUMNS = BENCH_LEGACY_COLUMNS + (
+    "bench_id",
+    "machine",
+    "compile",
+    "compile_s",
+    "sdpa_backend",
+)
 """``bench_id``: one id per ``lra-bench`` call (UTC start time + random suffix; legacy rows:
 ``legacy-...``, see :func:`lra.report.bench_tables.legacy_bench_ids`); ``machine``: a
-fingerprint of the host (CPU model, logical cores, RAM, GPUs, torch), no host or user names."""
+fingerprint of the host (CPU model, logical cores, RAM, GPUs, torch), no host or user names;
+``compile``: the point ran under ``torch.compile`` (older rows: false), ``compile_s`` its first
+call's time less a timed step's; ``sdpa_backend``: the fused attention kernels of
+``scaled_dot_product_attention`` that ran (``flash``, ``efficient``, ``cudnn``, ``math``,
+joined by ``+``; empty when the method calls none)."""
 BENCH_STATUSES = ("ok", "oom", "timeout", "error", "skipped")
 
 

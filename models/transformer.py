@@ -3,8 +3,9 @@
 ``softmax(Q K^T / sqrt(Dh)) V`` per head (Vaswani et al. 2017, "Attention Is All You Need"),
 the Transformer baseline of LRA (Tay et al. 2021). A batch without padding passes no
 mask, so torch may pick its fused flash kernel (GPU and CPU); a batch with padding passes a
-boolean key-padding mask, which rules the flash kernel out (memory-efficient kernel on GPU, math
-kernel on CPU). Same maths as ``transformer_naive``.
+boolean key-padding mask, which rules the CUDA flash kernel out (the memory-efficient kernel
+takes masks; torch's CPU flash kernel does too). ``lra-bench`` records which kernel ran
+(``sdpa_backend``). Same maths as ``transformer_naive``.
 """
 
 from __future__ import annotations

@@ -66,6 +66,13 @@ def test_rows_schema_and_relative_speed_in_process(tmp_path):
     assert r["tokens_per_s"] == pytest.approx(2 * r["length"] * 1000 / r["step_ms"], rel=1e-3)
     # in-process CPU points measure no memory (null, not 0)
     assert rows["peak_mb"].isna().all() and table["mem_vs_transformer"].isna().all()
+    # eager points; the SDPA kernel that ran is named, none for the written-out softmax
+    assert not rows["compile"].any() and rows["compile_s"].isna().all()
+    kernels = rows.groupby("method")["sdpa_backend"].agg(set).to_dict()
+    assert kernels["transformer_naive"] == {""}
+    assert len(kernels["transformer"]) == 1 and kernels["transformer"] <= {
+        "flash", "efficient", "cudnn", "math"
+    }  # fmt: skip
 
     frame = pd.read_csv(tmp_path / "cpu_listops.csv")
     relative = pd.read_csv(tmp_path / "cpu_listops_relative.csv")
@@ -183,6 +190,46 @@ def test_legacy_csv_is_upgraded_once_then_appended(tmp_path, capsys):
     bench.append_rows(path, [new | {"length": 2048}])
     assert "rewrote" not in capsys.readouterr().err
     assert len(pd.read_csv(path)) == 5
+
+
+def test_csv_from_before_compile_is_upgraded_with_eager_rows(tmp_path, capsys):
+    path = tmp_path / "cpu_text.csv"
+    header = [c for c in BENCH_COLUMNS if c not in ("compile", "compile_s", "sdpa_backend")]
+    row = legacy_row("local", 1024, "aaa", "2026-11-23T20:17:00+00:00")
+    row |= {"bench_id": "20261123T201700Z-0a0b0c", "machine": "cpu x"}
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerow(row)
+    new = {k: None for k in BENCH_COLUMNS} | {
+        "method": "local", "mode": "step", "task": "text", "length": 1024, "batch": 1,
+        "status": "ok", "steps_per_s": 0.1, "bench_id": "20261201T000000Z-abcdef",
+        "compile": True, "compile_s": 12.5,
+    }  # fmt: skip
+    bench.append_rows(path, [new])
+    assert "rewrote its 1 rows" in capsys.readouterr().err
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert tuple(frame.columns) == BENCH_COLUMNS
+    old, added = frame.iloc[0], frame.iloc[1]
+    assert {k: old[k] for k in header} == row  # every cell kept
+    assert old["compile"] == "False" and old["compile_s"] == ""
+    assert added["compile"] == "True" and added["compile_s"] == "12.5"
+
+
+@pytest.mark.slow
+def test_compiled_and_eager_points_form_separate_tables(tmp_path):
+    rows, table = bench.run(
+        bench_cfg(tmp_path, "isolate=false", "compile=[false,true]", "lengths=[64]")
+    )
+    assert set(rows["status"]) == {"ok"} and len(rows) == 4
+    compiled = rows[rows["compile"]]
+    assert len(compiled) == 2 and (compiled["compile_s"] > 0).all()
+    assert rows.loc[~rows["compile"], "compile_s"].isna().all()
+    # each method's ratio to transformer is taken against the point of the same compile
+    ref = table[table["method"] == "transformer"]
+    assert len(ref) == 2 and (ref["speed_vs_transformer"] == 1.0).all()
+    markdown = (tmp_path / "cpu_listops_relative.md").read_text()
+    assert markdown.count("torch.compile") == 1  # one of the two tables is the compiled one
 
 
 def test_render_only_of_a_legacy_csv_keeps_invocations_apart(tmp_path):

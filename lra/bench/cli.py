@@ -106,6 +106,14 @@ def _positive_ints(name: str, values: Any) -> list[int]:
     return values
 
 
+def _bools(name: str, values: Any) -> list[bool]:
+    values = _plain(values)
+    values = [values] if isinstance(values, bool) else values
+    if not isinstance(values, list) or not values or not all(isinstance(v, bool) for v in values):
+        raise BenchError(f"{name} must be true, false or a list of them, got {values!r}")
+    return list(dict.fromkeys(values))
+
+
 def recipe_backbone(task_cfg: DictConfig) -> dict[str, Any]:
     """The task recipe's backbone (``task.backbone``), validated, with every field filled."""
     try:
@@ -154,6 +162,7 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         "batch_sizes", cfg.batch_sizes if cfg.batch_sizes is not None else task_cfg.optim.batch_size
     )
     batches = list(dict.fromkeys(batches))  # one invocation measures each point once
+    compiles = _bools("compile", cfg.compile)
     if cfg.dtype not in ("auto", *runtime.PRECISIONS):
         choices = ", ".join(runtime.PRECISIONS)
         raise BenchError(f"dtype must be one of auto, {choices}; got {cfg.dtype!r}")
@@ -202,8 +211,10 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             "warmup": int(cfg.warmup),
             "repeats": int(cfg.repeats),
             "seed": int(cfg.seed),
+            "compile": compile_,
         }
         for method in methods
+        for compile_ in compiles
         for mode in modes
         for batch in batches
         for length in lengths
@@ -349,15 +360,16 @@ def _format(value: Any) -> Any:
 
 
 def upgrade_legacy_csv(path: Path) -> int:
-    """Rewrite a CSV with the header of before ``bench_id``/``machine`` in the current one.
+    """Rewrite a CSV with an older header (before ``bench_id``/``machine``, or before
+    ``compile``) in the current one.
 
-    Every cell is kept as written; ``bench_id`` comes from
-    :func:`lra.report.bench_tables.legacy_bench_ids` (``legacy-...``), ``machine`` stays empty.
-    The file is replaced atomically. Returns the number of rows.
+    Every cell is kept as written; a missing ``bench_id`` comes from
+    :func:`lra.report.bench_tables.legacy_bench_ids` (``legacy-...``), a missing ``machine``
+    stays empty, ``compile`` is false. The file is replaced atomically. Returns the number of
+    rows.
     """
     old = pd.read_csv(path, dtype=str, keep_default_na=False)
-    new = with_bench_ids(old)
-    new["machine"] = ""
+    new = with_bench_ids(old).fillna("")
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=BENCH_COLUMNS)
@@ -369,10 +381,9 @@ def upgrade_legacy_csv(path: Path) -> int:
 
 
 def _is_legacy_header(header: list[str]) -> bool:
-    """A header of lra-bench before ``bench_id``: only known columns, all of the old ones."""
-    return "bench_id" not in header and set(BENCH_LEGACY_COLUMNS) <= set(header) <= set(
-        BENCH_COLUMNS
-    )
+    """A header of an older lra-bench: only known columns, all of the first version's, and
+    fewer than now."""
+    return set(BENCH_LEGACY_COLUMNS) <= set(header) < set(BENCH_COLUMNS)
 
 
 def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -391,8 +402,8 @@ def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
                 )
             n = upgrade_legacy_csv(path)
             print(
-                f"note: {path} had the header of before bench_id/machine; rewrote its {n} rows "
-                "with the current header (legacy-... invocation ids, machine empty)",
+                f"note: {path} had an older header; rewrote its {n} rows with the current one "
+                "(missing: bench_id legacy-..., machine empty, compile false)",
                 file=sys.stderr,
             )
     with open(path, "a", newline="") as f:
@@ -456,7 +467,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     timeout = float(cfg.timeout_s) if cfg.timeout_s else None
     mem_limit = float(cfg.mem_limit_mb) if cfg.mem_limit_mb else None
     rows: list[dict[str, Any]] = []
-    failed: dict[tuple, tuple[str, int]] = {}  # (method, mode, batch) -> (status, length)
+    failed: dict[tuple, tuple[str, int]] = {}  # (method, mode, batch, compile) -> (status, length)
     bar = tqdm(
         points,
         desc="lra-bench",
@@ -466,7 +477,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         mininterval=0.5 if sys.stderr.isatty() else 30,
     )
     for point in bar:
-        where = (point["method"], point["mode"], point["batch"])
+        where = (point["method"], point["mode"], point["batch"], point["compile"])
         bar.set_postfix_str(f"{where[0]} {where[1]} B={where[2]} L={point['length']}")
         if cfg.skip_larger and where in failed:
             status, length = failed[where]
@@ -481,7 +492,8 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
             result = measure_point({**point, "deadline": deadline})
         if result["status"] in ("oom", "timeout"):
             failed.setdefault(where, (result["status"], point["length"]))
-        row = {k: point[k] for k in ("method", "mode", "length", "batch")} | common | result
+        row = {k: point[k] for k in ("method", "mode", "length", "batch", "compile")}
+        row |= common | result
         row["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         append_rows(paths["rows"], [row])
         rows.append(row)

@@ -15,6 +15,11 @@ What a point times (median over ``repeats`` steps after ``warmup`` untimed steps
   wires it (``models.attention_from_recipe`` with ``positions = length``): forward on x [B, L, D] ~ N(0, 1) and backward of
   ``sum(out * g)`` for a fixed random g [B, L, D]; no optimiser.
 
+With ``compile`` the model (or layer) runs under ``torch.compile``; its first call, which
+compiles, comes before the warm-up and is reported apart (``compile_s``: that call's time less
+the median step). After the timed steps, one more untimed step runs under the profiler to
+record which kernels of ``scaled_dot_product_attention`` ran (``sdpa_backend``).
+
 CUDA steps are timed with CUDA events and synchronised after each step; CPU steps with
 ``time.perf_counter``.
 
@@ -65,7 +70,16 @@ RESULT_KEYS = (
     "peak_mb",
     "mem_kind",
     "params",
+    "compile_s",
+    "sdpa_backend",
 )
+# substrings of the aten ops behind each kernel of scaled_dot_product_attention
+SDPA_KERNELS = {
+    "flash": "_scaled_dot_product_flash_attention",
+    "efficient": "_scaled_dot_product_efficient_attention",
+    "cudnn": "_scaled_dot_product_cudnn_attention",
+    "math": "_scaled_dot_product_attention_math",
+}
 
 
 class PointTimeout(Exception):
@@ -113,6 +127,7 @@ def build_step(point: dict[str, Any], device: torch.device):
     if point["mode"] == "step":
         spec = TaskSpec(**point["spec"])
         model = models.build(spec, backbone, model_cfg).to(device).train()
+        forward = runtime.maybe_compile(model, bool(point.get("compile")))
         inputs: dict[str, torch.Tensor] = {}
         for suffix in ("", "_2") if spec.pair else ("",):
             inputs[f"input_ids{suffix}"] = torch.randint(
@@ -124,7 +139,7 @@ def build_step(point: dict[str, Any], device: torch.device):
 
         def step() -> None:
             with runtime.autocast(device, dtype):
-                logits = model(inputs)
+                logits = forward(inputs)
                 loss = F.cross_entropy(logits.float(), labels) + model.aux_loss()
             loss.backward()
             optimizer.step()
@@ -136,6 +151,7 @@ def build_step(point: dict[str, Any], device: torch.device):
     options = models.attention_options(model_cfg)
     attn = models.attention_from_recipe(model_cfg["name"], options, backbone, positions=length)
     attn = attn.to(device).train()
+    forward_attn = runtime.maybe_compile(attn, bool(point.get("compile")))
     dim = int(backbone["dim"])
     x = torch.randn(batch, length, dim, device=device, requires_grad=True)
     mask = torch.ones(batch, length, dtype=torch.bool, device=device)
@@ -143,7 +159,7 @@ def build_step(point: dict[str, Any], device: torch.device):
 
     def step() -> None:
         with runtime.autocast(device, dtype):
-            out = attn(x, mask)
+            out = forward_attn(x, mask)
             aux = attn.aux_loss()
         loss = (out.float() * grad_out).sum()
         if aux is not None:
@@ -167,6 +183,16 @@ def _timed(step, device: torch.device) -> float:
     start_s = time.perf_counter()
     step()
     return (time.perf_counter() - start_s) * 1000
+
+
+def sdpa_backend(step) -> str:
+    """The kernels of ``scaled_dot_product_attention`` that one (untimed) call of ``step`` ran,
+    read from the profiler's aten op names: ``flash``, ``efficient``, ``cudnn``, ``math``,
+    joined by ``+``; ``""`` when the method calls none."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step()
+    names = {event.name for event in prof.events()}
+    return "+".join(k for k, op in SDPA_KERNELS.items() if any(op in n for n in names))
 
 
 def classify(err: BaseException) -> str:
@@ -210,6 +236,7 @@ def measure_point(point: dict[str, Any], baseline_mb: float | None = None) -> di
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
+        first_ms = _timed(step, device) if point.get("compile") else None  # compiles
         times = []
         for i in range(int(point["warmup"]) + int(point["repeats"])):
             if deadline is not None and time.time() > deadline:
@@ -228,6 +255,7 @@ def measure_point(point: dict[str, Any], baseline_mb: float | None = None) -> di
             "step_ms_iqr": round(float(q3 - q1), 3),
             "steps_per_s": 1000 / median,
             "tokens_per_s": tokens * 1000 / median,
+            "compile_s": None if first_ms is None else round((first_ms - median) / 1000, 3),
         }
         if device.type == "cuda":
             result["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -235,6 +263,7 @@ def measure_point(point: dict[str, Any], baseline_mb: float | None = None) -> di
         elif baseline_mb is not None and (peak := peak_rss_mb()) is not None:
             result["peak_mb"] = peak - baseline_mb
             result["mem_kind"] = "rss_peak_minus_baseline"
+        result["sdpa_backend"] = sdpa_backend(step)  # after the peak: the profiler costs memory
     except Exception as err:  # noqa: BLE001 - every failure becomes the point's status
         result["status"] = classify(err)
         result["error"] = f"{type(err).__name__}: {err}"[:500]

@@ -81,10 +81,14 @@ def legacy_bench_ids(frame: pd.DataFrame) -> pd.Series:
 
 def with_bench_ids(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with ``bench_id`` and ``machine`` columns; rows lacking a ``bench_id`` get
-    :func:`legacy_bench_ids` (computed over those rows, in order) and keep ``machine`` empty."""
+    :func:`legacy_bench_ids` (computed over those rows, in order) and keep ``machine`` empty.
+    Rows from before ``compile`` ran eagerly (``compile`` false)."""
     frame = frame.copy()
-    if "machine" not in frame.columns:
-        frame["machine"] = None
+    for column in ("machine", "compile_s", "sdpa_backend"):
+        if column not in frame.columns:
+            frame[column] = None
+    compiled = frame["compile"] if "compile" in frame.columns else pd.Series(False, frame.index)
+    frame["compile"] = compiled.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
     if "bench_id" not in frame.columns:
         frame["bench_id"] = None
     frame["bench_id"] = frame["bench_id"].astype(object)

@@ -173,7 +173,7 @@ def efficiency_tables(frame: pd.DataFrame, references: list[str]) -> list[Table]
     tables = []
     refs = ", ".join(references)
     for group, rows in frame.groupby(list(BENCH_GROUP), sort=False, dropna=False):
-        task, mode, batch, device, dtype, threads, bench_id = group
+        task, mode, batch, device, dtype, threads, compiled, bench_id = group
         lengths = sorted(int(n) for n in rows["length"].unique())
         order = [m for m in references if m in set(rows["method"])]
         order += sorted(set(rows["method"]) - set(order))
@@ -215,6 +215,7 @@ def efficiency_tables(frame: pd.DataFrame, references: list[str]) -> list[Table]
             bold.append(marks)
         title = (
             f"{task} · {mode} · batch {batch} · {device} · {threads} thread(s) · {dtype} · "
+            + ("torch.compile · " if compiled else "")
             + _invocation_text(rows)
         )
         slug = re.sub(r"[^A-Za-z0-9]+", "-", str(bench_id)).strip("-")
@@ -231,7 +232,7 @@ def efficiency_tables(frame: pd.DataFrame, references: list[str]) -> list[Table]
                     "params at the longest length, ratio to `transformer`; bold `no` breaks "
                     "LRA's rule of at most 10 % more parameters."
                 ],
-                label=f"tab:lra-efficiency-{task}-{mode}-b{batch}-{slug}",
+                label=f"tab:lra-efficiency-{task}-{mode}-b{batch}{'-compiled' * compiled}-{slug}",
             )
         )
     return tables

@@ -120,7 +120,8 @@ def _slug(*parts: object) -> str:
 
 def _group_slug(keys: dict) -> str:
     prefix = {"batch": "b", "threads": "t"}
-    return _slug(*(f"{prefix.get(k, '')}{v}" for k, v in keys.items()))
+    parts = [f"{prefix.get(k, '')}{v}" for k, v in keys.items() if k != "compile"]
+    return _slug(*parts, *(["compiled"] if keys.get("compile") else []))
 
 
 def _save(fig: plt.Figure, plots: Path, stem: str) -> list[Path]:
@@ -176,9 +177,10 @@ def _setting_title(keys: dict) -> str:
     """``text · step · batch 1 · cpu:AMD EPYC · float32 · 1 thread`` (without the invocation)."""
     parts = []
     for k, v in keys.items():
-        if k == "bench_id":
+        if k == "bench_id" or (k == "compile" and not v):
             continue
-        parts.append({"batch": f"batch {v}", "threads": f"{v} thread(s)"}.get(k, str(v)))
+        labels = {"batch": f"batch {v}", "threads": f"{v} thread(s)", "compile": "torch.compile"}
+        parts.append(labels.get(k, str(v)))
     return " · ".join(parts)
 
 
