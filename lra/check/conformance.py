@@ -363,11 +363,13 @@ def check_gradients(cls: type[Attention], options: dict[str, Any]) -> Verdict:
 def _autocast_run(
     attn: Attention, x: Tensor, mask: Tensor, weight: Tensor, dtype: torch.dtype | None
 ) -> tuple[Tensor, Tensor, list[Tensor]]:
-    """Forward (under CPU autocast to ``dtype``, or plain float32 for None) and backward of
-    ``sum(weight * y)`` over real tokens -> float32 outputs, input gradient, parameter grads."""
+    """Forward (under autocast to ``dtype`` on ``x``'s device, or plain float32 for None) and
+    backward of ``sum(weight * y)`` over real tokens -> float32 outputs, input gradient,
+    parameter grads."""
     attn.zero_grad(set_to_none=True)
     x = x.detach().clone().requires_grad_(True)
-    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    autocast_on = dtype is not None
+    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=autocast_on):
         y = attn(x, mask)
     (y.float() * weight)[mask].sum().backward()
     grads = [p.grad for p in attn.parameters() if p.grad is not None]
@@ -384,24 +386,40 @@ def token_rel_error(a: Tensor, ref: Tensor, mask: Tensor, drop: float = 0.0) -> 
     return (per_token.sum().sqrt() / ref[mask].norm()).item()
 
 
+def precision_errors(
+    cls: type[Attention], options: Mapping[str, Any], device: torch.device | str = "cpu"
+) -> dict[str, dict[str, float]]:
+    """Per low precision (``bfloat16``, ``float16``): relative L2 error of the outputs and input
+    gradients under autocast against float32 on ``device``, and the count of non-finite values
+    in outputs and all gradients."""
+    attn = build(cls, options, dtype=torch.float32).to(device)
+    x, mask = (t.to(device) for t in batch(dtype=torch.float32))
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).to(device)
+    y32, g32, _ = _autocast_run(attn, x, mask, weight, None)
+    errors = {}
+    for dtype in PRECISION_TOL:
+        y, g, grads = _autocast_run(attn, x, mask, weight, dtype)
+        errors[str(dtype).removeprefix("torch.")] = {
+            "out": token_rel_error(y, y32, mask),
+            "grad": token_rel_error(g, g32, mask, drop=GRAD_OUTLIERS),
+            "nonfinite": sum(int((~torch.isfinite(t)).sum()) for t in (y, g, *grads)),
+        }
+    return errors
+
+
 @check("precision")
 def check_precision(cls: type[Attention], options: dict[str, Any]) -> Verdict:
     """bf16 and fp16 autocast (CPU): outputs and all gradients finite; outputs and input
     gradients within ``PRECISION_TOL`` (relative L2) of float32."""
-    attn = build(cls, options, dtype=torch.float32)
-    x, mask = batch(dtype=torch.float32)
-    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
-    y32, g32, _ = _autocast_run(attn, x, mask, weight, None)
     measured, problems = {}, []
-    for dtype, tol in PRECISION_TOL.items():
-        label = str(dtype).removeprefix("torch.")
-        y, g, grads = _autocast_run(attn, x, mask, weight, dtype)
-        bad = sum(int((~torch.isfinite(t)).sum()) for t in (y, g, *grads))
-        out_err = token_rel_error(y, y32, mask)
-        grad_err = token_rel_error(g, g32, mask, drop=GRAD_OUTLIERS)
-        measured[label] = {"out": f"{out_err:.2g}", "grad": f"{grad_err:.2g}", "nonfinite": bad}
-        if bad or not (out_err <= tol and grad_err <= tol):
-            problems.append(f"{label}: out {out_err:.2g}, grad {grad_err:.2g}, {bad} non-finite")
+    for label, err in precision_errors(cls, options).items():
+        tol = PRECISION_TOL[getattr(torch, label)]
+        shown = {"out": f"{err['out']:.2g}", "grad": f"{err['grad']:.2g}"}
+        measured[label] = shown | {"nonfinite": err["nonfinite"]}
+        if err["nonfinite"] or not (err["out"] <= tol and err["grad"] <= tol):
+            problems.append(
+                f"{label}: out {shown['out']}, grad {shown['grad']}, {err['nonfinite']} non-finite"
+            )
     expected = ", ".join(f"{str(d)[6:]} <= {t:g}" for d, t in PRECISION_TOL.items())
     return Verdict(not problems, measured, f"finite; {expected}", "; ".join(problems))
 
@@ -594,6 +612,7 @@ def check_all_padding(cls: type[Attention], options: dict[str, Any]) -> Verdict:
 __all__ = [
     "CHECKS",
     "PRECISION_TOL",
+    "precision_errors",
     "Check",
     "CheckResult",
     "Verdict",
