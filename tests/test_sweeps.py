@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from lra.config import CONF_DIR, group_options
 from lra.records import read_records
+from tasks.files import pid_alive
 
 PAPER_METHODS = {
     "transformer", "local", "sparse", "longformer", "linformer", "reformer",
@@ -230,7 +231,7 @@ def test_a_job_is_stopped_when_its_sweep_process_ends(monkeypatch):
         killer.cancel()
         sweep.kill()
         sweep.wait()
-    assert not supervise.alive(sweep.pid) and supervise.alive(os.getpid())
+    assert not pid_alive(sweep.pid) and pid_alive(os.getpid())
 
 
 def test_without_a_watched_process_a_job_runs_to_its_end():
@@ -245,8 +246,6 @@ def test_killing_a_joblib_sweep_stops_its_jobs(n_jobs, tiny_overrides, tmp_path)
     """SIGKILL the sweep process mid-job: running jobs save last.pt and stop, and the jobs
     already handed to a worker are not started (n_jobs=1: the job's parent is the sweep
     process; 2: loky workers outlive it)."""
-    from lra.run.supervise import alive
-
     longer = ["task.optim.steps=2000", "task.optim.eval_every=100", "task.backbone.dim=64"]
     cmd = [sys.executable, "-m", "lra.run.train", "-m", *tiny_overrides, *longer,
            "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", "seed=0,1,2,3",
@@ -265,9 +264,9 @@ def test_killing_a_joblib_sweep_stops_its_jobs(n_jobs, tiny_overrides, tmp_path)
     proc.kill()
     proc.wait()
     deadline = time.time() + 60
-    while any(alive(pid) for pid in locks().values()) and time.time() < deadline:
+    while any(pid_alive(pid) for pid in locks().values()) and time.time() < deadline:
         time.sleep(0.1)
-    assert not any(alive(pid) for pid in locks().values()), "jobs went on without their sweep"
+    assert not any(pid_alive(pid) for pid in locks().values()), "jobs went on without their sweep"
     time.sleep(5)  # a queued job would have started by now
     assert len(locks()) == n_jobs  # none of the two queued jobs started
     assert all((folder / "last.pt").exists() for folder in locks())  # stopped, resumable

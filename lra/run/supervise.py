@@ -26,6 +26,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+from tasks.files import pid_alive
+
 LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")
 FORWARDED = tuple(
     getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2") if hasattr(signal, n)
@@ -50,19 +52,6 @@ def sweep_pid() -> int | None:
     """The pid of the sweep process this job belongs to, if another process than this one."""
     pid = int(os.environ.get(SWEEP_PID_ENV) or 0)
     return pid if pid and pid != os.getpid() else None
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (zombies count as ended)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):  # Linux: a zombie has state Z
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -102,7 +91,7 @@ def run_isolated(job: Callable[[], None], watch: int | None = None) -> int:
         stopped = False
         while child.exitcode is None:
             child.join(POLL_S if watch else None)
-            if watch and not stopped and child.exitcode is None and not alive(watch):
+            if watch and not stopped and child.exitcode is None and not pid_alive(watch):
                 forward(signal.SIGTERM, None)
                 stopped = True
     finally:

@@ -41,6 +41,7 @@ from lra.run.record import base_record, plain_config, summary_line, trainer_reco
 from lra.runtime import resolve_device
 from tasks import MissingDataError, task_from_config
 from tasks.errors import DataError
+from tasks.files import pid_alive
 
 
 def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         _job(cfg, hydra_cfg.runtime.output_dir, multirun, num)
         return
     watch = supervise.sweep_pid()
-    if watch and not supervise.alive(watch):
+    if watch and not pid_alive(watch):
         print(f"job {num} not started: its sweep (pid {watch}) has ended", file=sys.stderr)
         return
     job = lambda: _job(cfg, hydra_cfg.runtime.output_dir, multirun, num)  # noqa: E731
