@@ -28,10 +28,10 @@ from models.blocks import (
     from_blocks,
     gather_blocks,
     mask_blocks,
-    masked_softmax,
     neighbour_blocks,
     to_blocks,
 )
+from models.kernels import softmax_over_key_sets
 
 
 @register("adaptive_span")
@@ -90,7 +90,7 @@ class AdaptiveSpanAttention(ProjectedAttention):
         dist = (kpos[:, None, :] - qpos).abs()  # [nb, b, 3b]
         allowed = (kpos[:, None, :] >= 0) & (dist < self.max_span)
         allowed = allowed & gather_blocks(mask_blocks(mask, b), idx)[:, :, :, None, :]
-        (probs,), has_key = masked_softmax(
+        (probs,), has_key = softmax_over_key_sets(
             [qb @ gather_blocks(kb, idx).transpose(-2, -1)], [allowed]
         )
         # m exp(s) / sum m exp(s) = (m p) / sum (m p) with p the plain window softmax

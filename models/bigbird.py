@@ -37,10 +37,10 @@ from models.blocks import (
     full_rows,
     gather_blocks,
     mask_blocks,
-    masked_softmax,
     num_blocks,
     to_blocks,
 )
+from models.kernels import softmax_over_key_sets
 
 
 @register("bigbird")
@@ -128,7 +128,9 @@ class BigBirdAttention(ProjectedAttention):
         kg, vg = gather_blocks(kb, idx), gather_blocks(vb, idx)  # [B, H, nb-2, M*b, Dh]
         key_ok = gather_blocks(mask_blocks(mask, b), idx)  # [B, H, nb-2, M*b]
         allowed = (key_ok & ok.repeat_interleave(b, dim=-1))[:, :, :, None, :]
-        (probs,), has_key = masked_softmax([qb[:, :, 1:-1] @ kg.transpose(-2, -1)], [allowed], p)
+        (probs,), has_key = softmax_over_key_sets(
+            [qb[:, :, 1:-1] @ kg.transpose(-2, -1)], [allowed], p
+        )
         middle = (probs @ vg).masked_fill(~has_key, 0.0)  # [B, H, nb-2, b, Dh]
         # the first and last query blocks are global: full rows over every key
         ends = torch.cat([qb[:, :, 0], qb[:, :, -1]], dim=2)  # [B, H, 2b, Dh]

@@ -14,7 +14,6 @@ descriptions.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
@@ -22,12 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int ``>= minimum``; otherwise a ``ValueError`` naming option ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"option {name} must be an int >= {minimum}, got {value!r}")
-    return value
+from models.kernels import (  # check_int re-exported: the block methods' option check
+    check_int,
+    softmax_over_key_sets,
+)
 
 
 def num_blocks(n: int, block: int) -> int:
@@ -100,42 +97,14 @@ def gather_blocks(xb: Tensor, idx: Tensor) -> Tensor:
     return out.flatten(3, 4)
 
 
-def masked_softmax(
-    scores: Sequence[Tensor], allowed: Sequence[Tensor], dropout: float = 0.0
-) -> tuple[list[Tensor], Tensor]:
-    """One softmax over the concatenation of several key sets.
-
-    Args:
-        scores: per key set, [..., K_i] (same leading shape); overwritten in place (pass fresh
-            products such as ``q @ k^T``, whose backward does not need them).
-        allowed: per key set, a bool mask broadcastable to its scores (True = may attend).
-        dropout: attention-dropout probability applied to the probabilities (0 = none).
-
-    Returns:
-        probs: per key set, [..., K_i].
-        has_key: [..., 1] bool (broadcastable), False for a row with no allowed key in any
-            set; its probabilities are finite but meaningless, so callers zero its output.
-
-    The softmax runs in at least float32 (then casts back), as fused attention kernels do.
-    """
-    sizes = [s.shape[-1] for s in scores]
-    neg = torch.finfo(scores[0].dtype).min  # finite: a row without keys stays finite
-    masked = [s.masked_fill_(~a, neg) for s, a in zip(scores, allowed, strict=True)]
-    logits = masked[0] if len(masked) == 1 else torch.cat(masked, dim=-1)
-    wide = torch.promote_types(logits.dtype, torch.float32)
-    probs = logits.softmax(dim=-1, dtype=wide).to(logits.dtype)
-    if dropout > 0:
-        probs = F.dropout(probs, p=dropout)
-    has_key = functools.reduce(torch.logical_or, (a.any(-1, keepdim=True) for a in allowed))
-    return list(probs.split(sizes, dim=-1)), has_key
-
-
 def full_rows(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout: float = 0.0) -> Tensor:
     """Full attention of a few (global) queries over every key: O(g * N).
 
     q [B, H, g, Dh] (already scaled), k, v [B, H, N, Dh], mask [B, N] -> [B, H, g, Dh].
     """
-    (probs,), has_key = masked_softmax([q @ k.transpose(-2, -1)], [mask[:, None, None, :]], dropout)
+    (probs,), has_key = softmax_over_key_sets(
+        [q @ k.transpose(-2, -1)], [mask[:, None, None, :]], dropout
+    )
     return (probs @ v).masked_fill(~has_key, 0.0)
 
 
@@ -145,7 +114,6 @@ __all__ = [
     "full_rows",
     "gather_blocks",
     "mask_blocks",
-    "masked_softmax",
     "neighbour_blocks",
     "num_blocks",
     "pad_to_multiple",

@@ -1,8 +1,12 @@
-"""Helpers shared by the kernel, low-rank, hashing, sorting and synthesized methods.
+"""Helpers shared by the attention methods.
 
 * option checks that name the bad option and say what is valid;
 * ``masked_softmax``: softmax over allowed keys only, a row without any allowed key gives
   probabilities 0 (output 0), never NaN;
+* ``softmax_over_key_sets``: one softmax over several key sets (a block's own keys, its
+  neighbours, global keys...), scores masked in place, no probability copies; the caller
+  zeroes the rows without keys (the block-sparse and windowed methods);
+* ``no_autocast``: where numerically delicate steps leave bf16/fp16;
 * ``linear_attention``: the O(n) contraction of kernelised attention
   (Katharopoulos et al. 2020, eq. 5; Choromanski et al. 2021, FAVOR+ eq. 8):
 
@@ -14,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -68,6 +73,36 @@ def masked_softmax(scores: Tensor, allowed: Tensor, dropout: float = 0.0) -> Ten
     return probs
 
 
+def softmax_over_key_sets(
+    scores: Sequence[Tensor], allowed: Sequence[Tensor], dropout: float = 0.0
+) -> tuple[list[Tensor], Tensor]:
+    """One softmax over the concatenation of several key sets.
+
+    Args:
+        scores: per key set, [..., K_i] (same leading shape); overwritten in place (pass fresh
+            products such as ``q @ k^T``, whose backward does not need them).
+        allowed: per key set, a bool mask broadcastable to its scores (True = may attend).
+        dropout: attention-dropout probability applied to the probabilities (0 = none).
+
+    Returns:
+        probs: per key set, [..., K_i].
+        has_key: [..., 1] bool (broadcastable), False for a row with no allowed key in any
+            set; its probabilities are finite but meaningless, so callers zero its output.
+
+    The softmax runs in at least float32 (then casts back), as fused attention kernels do.
+    """
+    sizes = [s.shape[-1] for s in scores]
+    neg = torch.finfo(scores[0].dtype).min  # finite: a row without keys stays finite
+    masked = [s.masked_fill_(~a, neg) for s, a in zip(scores, allowed, strict=True)]
+    logits = masked[0] if len(masked) == 1 else torch.cat(masked, dim=-1)
+    wide = torch.promote_types(logits.dtype, torch.float32)
+    probs = logits.softmax(dim=-1, dtype=wide).to(logits.dtype)
+    if dropout > 0:
+        probs = F.dropout(probs, p=dropout)
+    has_key = functools.reduce(torch.logical_or, (a.any(-1, keepdim=True) for a in allowed))
+    return list(probs.split(sizes, dim=-1)), has_key
+
+
 # --------------------------------------------------------------------------- precision
 def no_autocast(device: torch.device):
     """Context in which autocast is off: numerically delicate steps (normalisers, kernel
@@ -111,5 +146,6 @@ __all__ = [
     "check_positive_float",
     "linear_attention",
     "masked_softmax",
+    "softmax_over_key_sets",
     "no_autocast",
 ]

@@ -17,7 +17,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from models.base import ProjectedAttention, dropout_p, register
-from models.blocks import check_int, from_blocks, mask_blocks, masked_softmax, to_blocks
+from models.blocks import check_int, from_blocks, mask_blocks, to_blocks
+from models.kernels import softmax_over_key_sets
 
 
 @register("local")
@@ -51,7 +52,7 @@ class LocalAttention(ProjectedAttention):
         qb, kb, vb = (to_blocks(t, b) for t in (q * self.head_dim**-0.5, k, v))
         scores = qb @ kb.transpose(-2, -1)  # [B, H, nb, b, b]
         allowed = mask_blocks(mask, b)[:, :, :, None, :]  # [B, 1, nb, 1, b]
-        (probs,), has_key = masked_softmax([scores], [allowed], dropout_p(self))
+        (probs,), has_key = softmax_over_key_sets([scores], [allowed], dropout_p(self))
         return from_blocks((probs @ vb).masked_fill(~has_key, 0.0), n)
 
     def extra_repr(self) -> str:

@@ -29,10 +29,10 @@ from models.blocks import (
     full_rows,
     gather_blocks,
     mask_blocks,
-    masked_softmax,
     neighbour_blocks,
     to_blocks,
 )
+from models.kernels import softmax_over_key_sets
 
 
 @register("longformer")
@@ -81,7 +81,7 @@ class LongformerAttention(ProjectedAttention):
         if g:  # every query also reads the g global keys (kept out of the window above)
             scores.append(torch.einsum("bhnid,bhkd->bhnik", qb, k[:, :, :g]))  # [B,H,nb,b,g]
             allowed.append(mask[:, None, None, None, :g])
-        probs, has_key = masked_softmax(scores, allowed, p)
+        probs, has_key = softmax_over_key_sets(scores, allowed, p)
         out = probs[0] @ vw
         if g:
             out = out + torch.einsum("bhnik,bhkd->bhnid", probs[1], v[:, :, :g])

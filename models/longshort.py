@@ -29,10 +29,10 @@ from models.blocks import (
     from_blocks,
     gather_blocks,
     mask_blocks,
-    masked_softmax,
     neighbour_blocks,
     to_blocks,
 )
+from models.kernels import softmax_over_key_sets
 
 
 def dynamic_projection(k: Tensor, w_p: Tensor, mask: Tensor) -> Tensor:
@@ -97,7 +97,7 @@ class LongShortAttention(ProjectedAttention):
             torch.einsum("bhnid,bhrd->bhnir", qb, k_long),  # [B, H, nb, s, r]
         ]
         allowed = [allowed_short[:, :, :, None, :], has_real]
-        probs, has_key = masked_softmax(scores, allowed, dropout_p(self))
+        probs, has_key = softmax_over_key_sets(scores, allowed, dropout_p(self))
         out = probs[0] @ v_win + torch.einsum("bhnir,bhrd->bhnid", probs[1], v_long)
         return from_blocks(out.masked_fill(~has_key, 0.0), n)
 

@@ -30,12 +30,11 @@ from models.blocks import (
     from_blocks,
     gather_blocks,
     mask_blocks,
-    masked_softmax,
     neighbour_blocks,
     pad_to_multiple,
     to_blocks,
 )
-from models.kernels import check_int, check_positive_float
+from models.kernels import check_int, check_positive_float, softmax_over_key_sets
 
 
 def to_blocks_rows(x: Tensor, block: int, value: float | bool = 0) -> Tensor:
@@ -154,7 +153,7 @@ class RandomDecayAttention(ProjectedAttention):
         vr = v.gather(2, flat).view(bsz, h, n, r, dh)
         scores.append(to_blocks_rows(torch.einsum("bhnd,bhnrd->bhnr", q, kr), b))
         allowed.append(to_blocks_rows(ok[:, None], b, False))
-        probs, has_key = masked_softmax(scores, allowed, dropout_p(self))
+        probs, has_key = softmax_over_key_sets(scores, allowed, dropout_p(self))
         out = probs[0] @ vw + to_blocks_rows(
             torch.einsum("bhnr,bhnrd->bhnd", from_blocks(probs[1], n), vr), b
         )

@@ -30,8 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import ProjectedAttention, dropout_p, register
-from models.blocks import masked_softmax
-from models.kernels import check_int, check_length, check_positive_float
+from models.kernels import check_int, check_length, check_positive_float, softmax_over_key_sets
 
 
 def blocks_of(x: Tensor, b: int) -> Tensor:
@@ -119,10 +118,10 @@ class SinkhornAttention(ProjectedAttention):
         vs = torch.einsum("bhuv,bhvjd->bhujd", p, vb)
         real_s = torch.einsum("bhuv,bhvj->bhuj", p, real_b.to(p.dtype)) > 0  # [B, H, nb, b]
         # one softmax over own + sorted keys; the two score blocks [B, H, nb, b, b] are masked
-        # in place and joined once inside masked_softmax
+        # in place and joined once inside softmax_over_key_sets
         scores = [qb @ kb.transpose(-2, -1), qb @ ks.transpose(-2, -1)]
         allowed = [real_b[..., None, :], real_s[..., None, :]]
-        (own, sorted_), has_key = masked_softmax(scores, allowed, dropout_p(self))
+        (own, sorted_), has_key = softmax_over_key_sets(scores, allowed, dropout_p(self))
         out = (own @ vb + sorted_ @ vs).masked_fill(~has_key, 0.0)
         return out.flatten(2, 3)[:, :, :n]
 

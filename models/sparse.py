@@ -33,10 +33,10 @@ from models.blocks import (
     from_blocks,
     gather_blocks,
     mask_blocks,
-    masked_softmax,
     neighbour_blocks,
     to_blocks,
 )
+from models.kernels import softmax_over_key_sets
 
 PATTERNS = ("fixed", "strided")
 
@@ -94,7 +94,7 @@ class SparseAttention(ProjectedAttention):
         key_block = torch.arange(nb, device=qb.device).repeat_interleave(c)  # [nb*c]
         other = key_block[None, :] != torch.arange(nb, device=qb.device)[:, None]  # [nb, nb*c]
         allowed_summary = valid[:, :, :, b - c :].flatten(2)[:, :, None, None, :] & other[:, None]
-        (p_own, p_sum), has_key = masked_softmax(
+        (p_own, p_sum), has_key = softmax_over_key_sets(
             [own, summary], [valid[:, :, :, None, :], allowed_summary], dropout_p(self)
         )
         out = p_own @ vb + torch.einsum("bhnik,bhkd->bhnid", p_sum, vs)
@@ -114,7 +114,7 @@ class SparseAttention(ProjectedAttention):
         blocks = torch.arange(nb, device=qb.device)
         far = (blocks[:, None] - blocks[None, :]).abs() > 1  # [nb, nb]; else in the window
         allowed_column = valid.transpose(2, 3)[:, :, None] & far[:, None, :]  # [B,1,nb,b,nb]
-        (p_win, p_col), has_key = masked_softmax(
+        (p_win, p_col), has_key = softmax_over_key_sets(
             [window, column], [allowed_window, allowed_column], dropout_p(self)
         )
         out = p_win @ vw + torch.einsum("bhptq,bhqtd->bhptd", p_col, vb)
