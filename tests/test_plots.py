@@ -266,3 +266,26 @@ def test_learning_curves_panel_per_family_seeds_around_their_mean():
     colors = {ln.get_label(): ln.get_color() for ln in kernels.get_lines()}
     assert colors["performer (n=2)"] != colors["linear (no ok run)"]
     plots.plt.close(fig)
+
+
+def test_bubble_labels_of_coinciding_and_close_points_do_not_overlap():
+    """Two methods at the same point (transformer and transformer_naive) and a third close by:
+    every label stays readable, each tied to its point."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    xs, ys = [1.0, 1.0, 1.1, 8.0], [37.0, 37.0, 37.05, 39.0]
+    ax.scatter(xs, ys)
+    texts = ["transformer\n3952 MB", "transformer_naive\n3903 MB", "sparse\n1356 MB", "local"]
+    plots._place_labels(ax, xs, ys, texts)
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    notes = list(ax.texts)
+    fig.canvas.draw()
+    boxes = [Text.get_window_extent(t, renderer) for t in notes]  # text only, no leader line
+    assert len(boxes) == 4
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert [n.xy for n in notes if n.get_text() == "local"] == [(8.0, 39.0)]  # not moved
+    assert notes[[n.get_text() for n in notes].index("local")].get_position() == (0, 0)
+    plt.close(fig)

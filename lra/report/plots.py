@@ -42,6 +42,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator, NullFormatter  # noqa: E402
 
 from lra.records import BENCH_GROUP, BENCH_SETTINGS, latest_rows  # noqa: E402
@@ -392,6 +393,37 @@ def _bubble_points(rows: pd.DataFrame, acc: pd.DataFrame, stem: str = "") -> pd.
     return points
 
 
+def _place_labels(ax: plt.Axes, xs, ys, texts: list[str], fontsize: int = 9) -> None:
+    """Each label centred on its point, unless it would overlap a label placed before (higher
+    points first): then moved up or down by whole label heights, with a thin leader line."""
+    fig = ax.figure
+    fig.canvas.draw()  # fixes the axes limits; gives the renderer that measures text
+    renderer = fig.canvas.get_renderer()
+    notes = [
+        ax.annotate(
+            text, (x, y), xytext=(0, 0), textcoords="offset points", ha="center", va="center",
+            fontsize=fontsize,
+            arrowprops={"arrowstyle": "-", "color": "0.35", "linewidth": 0.6, "shrinkA": 0},
+        )
+        for x, y, text in zip(xs, ys, texts, strict=True)
+    ]  # fmt: skip
+
+    def text_box(note):  # the text alone (an annotation's own extent includes its leader line)
+        note.update_positions(renderer)  # apply the current offset
+        return Text.get_window_extent(note, renderer)
+
+    placed = []
+    for i in sorted(range(len(texts)), key=lambda j: -ys[j]):
+        note = notes[i]
+        height = text_box(note).height * 72 / fig.dpi  # in points
+        for k in (0, -1, 1, -2, 2, -3, 3, -4, 4):
+            note.set_position((0, k * 1.05 * height))
+            box = text_box(note)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(text_box(note))
+
+
 def _bubble_figure(points: pd.DataFrame, protocol: str, title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     mem = points["peak_mb"].astype(float)
@@ -399,13 +431,14 @@ def _bubble_figure(points: pd.DataFrame, protocol: str, title: str) -> plt.Figur
     scale = 2500.0 / float(mem[known].max()) if known.any() else 0.0
     sizes = np.where(known, mem * scale, 60.0)
     styles = _family_styles(sorted(set(points["model"])))
+    texts = []
     for i, (label, row) in enumerate(points.iterrows()):
         ax.scatter(
             row["speed"], 100 * row["acc"], s=sizes[i], color=styles[row["model"]]["color"],
             alpha=0.55, edgecolors="black", linewidths=0.8,
         )  # fmt: skip
-        text = str(label) + (f"\n{mem.iloc[i]:.0f} MB" if known.iloc[i] else "")
-        ax.annotate(text, (row["speed"], 100 * row["acc"]), ha="center", va="center", fontsize=9)
+        texts.append(str(label) + (f"\n{mem.iloc[i]:.0f} MB" if known.iloc[i] else ""))
+    _place_labels(ax, points["speed"].to_numpy(), 100 * points["acc"].to_numpy(), texts)
     relative = points.attrs.get("relative", False)
     length = points.attrs.get("length")
     tasks = ", ".join(TASK_TITLES.get(t, t) for t in points.attrs.get("tasks", []))
