@@ -395,7 +395,9 @@ def _bubble_points(rows: pd.DataFrame, acc: pd.DataFrame, stem: str = "") -> pd.
 
 def _place_labels(ax: plt.Axes, xs, ys, texts: list[str], fontsize: int = 9) -> None:
     """Each label centred on its point, unless it would overlap a label placed before (higher
-    points first): then moved up or down by whole label heights, with a thin leader line."""
+    points first): then moved by whole label heights up or down (and, where that is not
+    enough, sideways by half its width), with a thin leader line. Call it last: it measures
+    the figure as drawn."""
     fig = ax.figure
     fig.canvas.draw()  # fixes the axes limits; gives the renderer that measures text
     renderer = fig.canvas.get_renderer()
@@ -415,17 +417,22 @@ def _place_labels(ax: plt.Axes, xs, ys, texts: list[str], fontsize: int = 9) -> 
     placed = []
     for i in sorted(range(len(texts)), key=lambda j: -ys[j]):
         note = notes[i]
-        height = text_box(note).height * 72 / fig.dpi  # in points
-        for k in (0, -1, 1, -2, 2, -3, 3, -4, 4):
-            note.set_position((0, k * 1.05 * height))
-            box = text_box(note)
-            if not any(box.overlaps(other) for other in placed):
+        first = text_box(note)
+        height, width = (v * 72 / fig.dpi for v in (first.height, first.width))  # in points
+        steps = [0] + [s * k for k in range(1, 7) for s in (-1, 1)]
+        candidates = [(dx, k) for dx in (0.0, -0.6, 0.6) for k in steps]
+        for dx, k in candidates:
+            note.set_position((dx * width, k * 1.05 * height))
+            if not any(text_box(note).overlaps(other) for other in placed):
                 break
+        else:  # nowhere free: keep it on its point
+            note.set_position((0, 0))
         placed.append(text_box(note))
 
 
 def _bubble_figure(points: pd.DataFrame, protocol: str, title: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    crowded = len(points) > 12
+    fig, ax = plt.subplots(figsize=(9.5, 7.5) if crowded else (7.5, 5.5))
     mem = points["peak_mb"].astype(float)
     known = mem.notna() & (mem > 0)
     scale = 2500.0 / float(mem[known].max()) if known.any() else 0.0
@@ -438,7 +445,9 @@ def _bubble_figure(points: pd.DataFrame, protocol: str, title: str) -> plt.Figur
             alpha=0.55, edgecolors="black", linewidths=0.8,
         )  # fmt: skip
         texts.append(str(label) + (f"\n{mem.iloc[i]:.0f} MB" if known.iloc[i] else ""))
-    _place_labels(ax, points["speed"].to_numpy(), 100 * points["acc"].to_numpy(), texts)
+    speeds = points["speed"].astype(float)
+    if speeds.min() > 0 and speeds.max() / speeds.min() > 20:  # e.g. 0.5x to 240x
+        ax.set_xscale("log")
     relative = points.attrs.get("relative", False)
     length = points.attrs.get("length")
     tasks = ", ".join(TASK_TITLES.get(t, t) for t in points.attrs.get("tasks", []))
@@ -453,6 +462,8 @@ def _bubble_figure(points: pd.DataFrame, protocol: str, title: str) -> plt.Figur
     )
     ax.grid(True, alpha=0.3)
     ax.margins(0.25)
+    xs, ys = points["speed"].to_numpy(), 100 * points["acc"].to_numpy()
+    _place_labels(ax, xs, ys, texts, fontsize=8 if crowded else 9)
     return fig
 
 
