@@ -94,10 +94,9 @@ def measure(point: dict) -> dict:
     x = torch.randn(1, length, DIM, requires_grad=True)
     grad_out = torch.randn(1, length, DIM)
     if point["impl"] == "ours":
-        import models
-
         from omegaconf import OmegaConf
 
+        import models
         from lra.config import compose
 
         text = compose("train", ["task=text"]).task.backbone  # width 256, 4 heads
