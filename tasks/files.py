@@ -109,23 +109,24 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _watch(parent: int, interval: float) -> None:
+def _watch(parent: int, interval: float, signum: int) -> None:
     while pid_alive(parent):
         time.sleep(interval)
-    os._exit(1)
+    os.kill(os.getpid(), signum)
 
 
-def die_with_parent(parent: int, interval: float = 0.5) -> None:
-    """Worker initializer: end this process when process ``parent`` ends.
+def die_with_parent(parent: int, interval: float = 0.5, signum: int = signal.SIGKILL) -> None:
+    """Worker initializer: send this process ``signum`` when process ``parent`` ends
+    (``SIGKILL``: it ends at once; ``SIGTERM``: its handler may save and stop first).
 
-    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, then a check that the parent did not die before
-    the call. Everywhere: a daemon thread that polls ``parent`` every ``interval`` seconds (the
-    direct parent may be a fork server rather than ``parent``).
+    Linux: ``prctl(PR_SET_PDEATHSIG, signum)``, then a check that the parent did not die before
+    the call (if it did, exit at once). Everywhere: a daemon thread that polls ``parent`` every
+    ``interval`` seconds (the direct parent may be a fork server rather than ``parent``).
     """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
     if not pid_alive(parent):
         os._exit(1)
-    threading.Thread(target=_watch, args=(parent, interval), daemon=True).start()
+    threading.Thread(target=_watch, args=(parent, interval, signum), daemon=True).start()

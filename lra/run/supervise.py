@@ -8,7 +8,7 @@ saves ``last.pt`` and stops as usual) and, if the child dies by a signal it coul
 writes the job's ``failed`` record saying so, and the sweep goes on.
 
 A sweep killed alone (``kill <pid>``, ``SIGKILL``) must not leave its jobs running on. A job's
-child asks the kernel for ``SIGTERM`` when its parent dies (Linux ``PR_SET_PDEATHSIG``), which
+child gets ``SIGTERM`` when its parent dies (:func:`tasks.files.die_with_parent`), which
 covers the basic launcher and ``n_jobs=1``, where the sweep process is the parent. A joblib
 worker outlives the sweep process that feeds it, so ``lra-train`` names itself the sweep
 (``LRA_SWEEP_PID``, inherited by the workers): a worker does not start a job whose sweep has
@@ -19,14 +19,12 @@ same command resumes it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
 from collections.abc import Callable
 
-from tasks.files import pid_alive
+from tasks.files import die_with_parent, pid_alive
 
 LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")
 FORWARDED = tuple(
@@ -54,19 +52,6 @@ def sweep_pid() -> int | None:
     return pid if pid and pid != os.getpid() else None
 
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def stop_with_parent(parent: int) -> None:
-    """Linux: have the kernel send this process ``SIGTERM`` when its parent dies; exit at once
-    if ``parent`` has already gone. Elsewhere nothing happens."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # died before prctl took effect
-            os._exit(128 + signal.SIGTERM)
-
-
 def run_isolated(job: Callable[[], None], watch: int | None = None) -> int:
     """Run ``job()`` in a forked child and return its exit code (negative: killed by that
     signal). Signals that reach this process while it waits are passed on to the child; the
@@ -74,7 +59,7 @@ def run_isolated(job: Callable[[], None], watch: int | None = None) -> int:
     parent = os.getpid()
 
     def child_main() -> None:
-        stop_with_parent(parent)
+        die_with_parent(parent, signum=signal.SIGTERM)  # saves last.pt, then stops
         job()
 
     child = multiprocessing.get_context("fork").Process(target=child_main)
