@@ -273,3 +273,15 @@ def test_compiled_training_matches_eager_and_reports_compile_time(tiny_overrides
     assert [h["val_acc"] for h in compiled["history"]] == [h["val_acc"] for h in eager["history"]]
     assert eager["compile_s"] == 0 and compiled["compile_s"] > 0
     assert compiled["steps_per_s"] is not None
+
+
+def test_a_checkpoint_from_before_timed_steps_counts_all_its_steps_as_timed():
+    from dataclasses import asdict
+
+    from lra.run.loop import LoopState
+
+    saved = asdict(LoopState(step=40, train_s=8.0, tokens=1000, timed_steps=35, compile_s=3.0))
+    assert LoopState.from_checkpoint(saved).timed_steps == 35
+    older = {k: v for k, v in saved.items() if k not in ("timed_steps", "compile_s")}
+    restored = LoopState.from_checkpoint(older)
+    assert (restored.timed_steps, restored.compile_s, restored.train_s) == (40, 0.0, 8.0)

@@ -53,6 +53,12 @@ class LoopState:
     compile_s: float = 0.0  # time of the steps during which torch.compile built graphs
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> LoopState:
+        """The state saved in ``last.pt``; a checkpoint from before ``timed_steps`` timed every
+        one of its steps into ``train_s``."""
+        return cls(**({"timed_steps": state["step"]} | state))
+
 
 PROJECT_AFTER_STEPS = 5  # measured steps before the time projection is printed
 LONG_CPU_RUN_S = 3600.0  # a projected CPU run longer than this gets the advice to shorten it
@@ -125,7 +131,7 @@ class Trainer:
         ckpt = load_checkpoint(self.last_path, self.cfg_hash, self.device)
         for name in ("model", "optimizer", "scheduler", "scaler"):
             getattr(self, name).load_state_dict(ckpt[name])
-        self.state = LoopState(**ckpt["state"])
+        self.state = LoopState.from_checkpoint(ckpt["state"])
         ranks = ckpt.get("rng_ranks")
         same_world = self.dist.enabled and ranks and len(ranks) == self.dist.world_size
         set_rng_state(ranks[self.dist.rank] if same_world else ckpt["rng"])
