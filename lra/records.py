@@ -65,17 +65,7 @@ BENCH_SETTINGS = ("task", "mode", "batch", "device", "dtype", "threads", "compil
 BENCH_GROUP = BENCH_SETTINGS + ("bench_id",)
 """The points of one table (compared with each other): one setting within one ``lra-bench``
 invocation, so ratios never mix rows of two invocations (or two machines)."""
-BENCH_KEY = (
-    "bench_id",
-    "task",
-    "method",
-    "mode",
-    "length",
-    "batch",
-    "device",
-    "dtype",
-    "threads",
-) + ("compile",)
+BENCH_KEY = ("bench_id", "method", "length") + BENCH_SETTINGS
 """What identifies one benchmark point: a point re-measured within one invocation keeps its
 latest row; points of different invocations (``bench_id``) never supersede each other."""
 BENCH_LEGACY_COLUMNS = (

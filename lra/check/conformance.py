@@ -386,6 +386,23 @@ def token_rel_error(a: Tensor, ref: Tensor, mask: Tensor, drop: float = 0.0) -> 
     return (per_token.sum().sqrt() / ref[mask].norm()).item()
 
 
+def run_errors(
+    run: tuple[Tensor, Tensor, list[Tensor]],
+    reference: tuple[Tensor, Tensor, list[Tensor]],
+    mask: Tensor,
+    grad_drop: float = 0.0,
+) -> dict[str, float]:
+    """Errors of one :func:`_autocast_run` against another: relative L2 of the outputs and of
+    the input gradients (leaving out the worst ``grad_drop`` of tokens), and the count of
+    non-finite values in the run's outputs and all its gradients."""
+    (y, g, grads), (y_ref, g_ref, _) = run, reference
+    return {
+        "out": token_rel_error(y, y_ref, mask),
+        "grad": token_rel_error(g, g_ref, mask, drop=grad_drop),
+        "nonfinite": sum(int((~torch.isfinite(t)).sum()) for t in (y, g, *grads)),
+    }
+
+
 def precision_errors(
     cls: type[Attention], options: Mapping[str, Any], device: torch.device | str = "cpu"
 ) -> dict[str, dict[str, float]]:
@@ -395,16 +412,13 @@ def precision_errors(
     attn = build(cls, options, dtype=torch.float32).to(device)
     x, mask = (t.to(device) for t in batch(dtype=torch.float32))
     weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).to(device)
-    y32, g32, _ = _autocast_run(attn, x, mask, weight, None)
-    errors = {}
-    for dtype in PRECISION_TOL:
-        y, g, grads = _autocast_run(attn, x, mask, weight, dtype)
-        errors[str(dtype).removeprefix("torch.")] = {
-            "out": token_rel_error(y, y32, mask),
-            "grad": token_rel_error(g, g32, mask, drop=GRAD_OUTLIERS),
-            "nonfinite": sum(int((~torch.isfinite(t)).sum()) for t in (y, g, *grads)),
-        }
-    return errors
+    fp32 = _autocast_run(attn, x, mask, weight, None)
+    return {
+        str(dtype).removeprefix("torch."): run_errors(
+            _autocast_run(attn, x, mask, weight, dtype), fp32, mask, grad_drop=GRAD_OUTLIERS
+        )
+        for dtype in PRECISION_TOL
+    }
 
 
 @check("precision")
@@ -431,11 +445,10 @@ def check_compile(cls: type[Attention], options: dict[str, Any]) -> Verdict:
     attn = build(cls, options, dtype=torch.float32)
     x, mask = batch(dtype=torch.float32)
     weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
-    y_eager, g_eager, _ = _autocast_run(attn, x, mask, weight, None)
+    eager = _autocast_run(attn, x, mask, weight, None)
     torch._dynamo.reset()  # compile afresh, whatever ran before in this process
-    y, g, grads = _autocast_run(torch.compile(attn), x, mask, weight, None)
-    bad = sum(int((~torch.isfinite(t)).sum()) for t in (y, g, *grads))
-    out_err, grad_err = token_rel_error(y, y_eager, mask), token_rel_error(g, g_eager, mask)
+    err = run_errors(_autocast_run(torch.compile(attn), x, mask, weight, None), eager, mask)
+    out_err, grad_err, bad = err["out"], err["grad"], err["nonfinite"]
     measured = {"out": f"{out_err:.2g}", "grad": f"{grad_err:.2g}", "nonfinite": bad}
     passed = not bad and out_err <= COMPILE_TOL and grad_err <= COMPILE_TOL
     problem = "" if passed else f"out {out_err:.2g}, grad {grad_err:.2g}, {bad} non-finite"

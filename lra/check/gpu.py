@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import re
 import subprocess
@@ -106,7 +105,8 @@ DRY = Sizes(
 
 
 def default_out() -> Path:
-    return Path(os.environ.get("LRA_RESULTS_DIR") or "outputs/results") / "gpu_check"
+    """``gpu_check`` under the runs' default ``results_dir`` (``conf/train.yaml``)."""
+    return Path(compose("train", []).results_dir) / "gpu_check"
 
 
 # --------------------------------------------------------------------------- steps
