@@ -57,6 +57,9 @@ def compose(
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from lra.method_configs import register_method_configs
+
+    register_method_configs(overrides or [])  # model=external, installed entry points
     kwargs = {"overrides": overrides or [], "return_hydra_config": return_hydra_config}
     if GlobalHydra.instance().is_initialized():  # inside one of our Hydra apps: its tree
         return hydra_compose(config_name, **kwargs)

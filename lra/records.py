@@ -1,7 +1,9 @@
 """The result store and its schemas, shared by the runs that write it and the reports that read it.
 
 * Run records: one JSON file per run, ``<results_dir>/runs/<run_id>.json``. Keys: schema,
-  run_id, created, task, model, seed, status (ok|failed|diverged), val_acc, test_acc,
+  run_id, created, task, model, method_target (import path of the attention class),
+  method_package and method_version (the installed distribution holding it; ``lra`` for the
+  built-in methods), seed, status (ok|failed|diverged), val_acc, test_acc,
   test_acc_last, n_val, n_test (examples evaluated), best_step, steps, params, train_s,
   steps_per_s, tokens_per_s (over the steps that did not compile), compile_s, peak_mem_mb, device, dtype, torch, git_sha, data_spec, config;
   plus ``history`` (eval curve), ``error`` and ``attempts`` (earlier attempts of the same run
@@ -33,6 +35,9 @@ RECORD_KEYS = (
     "created",
     "task",
     "model",
+    "method_target",
+    "method_package",
+    "method_version",
     "seed",
     "status",
     "val_acc",

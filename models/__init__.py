@@ -7,6 +7,7 @@ the class (``_target_``) and its options.
 >>> model = build(spec, cfg.task.backbone, cfg.model)   # Classifier
 >>> attn = attention_from_recipe("linformer", {"k": 16}, cfg.task.backbone, positions=4097)
 >>> attn = build_attention("transformer", dim=64, heads=4)
+>>> attn = build_attention("my_pkg.attn:MyAttention", dim=64, heads=4)   # models.external
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from models.base import (
 if TYPE_CHECKING:
     from tasks.spec import TaskSpec
 
-META_KEYS = ("_target_", "name")
+META_KEYS = ("_target_", "name", "target")
 
 # method modules register themselves on import (one file per REGISTRY name)
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
@@ -51,25 +52,33 @@ def attention_options(model_cfg: Mapping[str, Any] | DictConfig) -> dict[str, An
     return {k: v for k, v in _as_dict(model_cfg).items() if k not in META_KEYS}
 
 
+def method_class(model_cfg: Mapping[str, Any] | DictConfig) -> type[Attention]:
+    """The attention class of a composed model config: its ``target`` (an import path or an
+    installed entry point, :mod:`models.external`) when set, else its ``name``.
+
+    A registered ``name`` whose ``_target_`` is not that class's import path is an error (the
+    YAML and the registry must agree).
+    """
+    cfg = _as_dict(model_cfg)
+    if cfg.get("target"):
+        return attention_class(str(cfg["target"]))
+    if "name" not in cfg:
+        raise ValueError(f"model config has no 'name'; registered: {', '.join(sorted(REGISTRY))}")
+    cls = attention_class(cfg["name"])
+    target = f"{cls.__module__}.{cls.__qualname__}"
+    if cfg.get("_target_", target) != target:
+        raise ValueError(f"model {cfg['name']!r}: _target_ {cfg['_target_']!r} is not {target!r}")
+    return cls
+
+
 def build(
     spec: TaskSpec,
     backbone_cfg: Mapping[str, Any] | DictConfig,
     model_cfg: Mapping[str, Any] | DictConfig,
 ) -> Classifier:
-    """Classifier for ``spec`` with the task's backbone recipe and the method of ``model_cfg``.
-
-    ``model_cfg["name"]`` picks the ``REGISTRY`` entry; a ``_target_`` that is not that
-    class's import path is an error (the YAML and the registry must agree).
-    """
-    cfg = _as_dict(model_cfg)
-    if "name" not in cfg:
-        raise ValueError(f"model config has no 'name'; registered: {', '.join(sorted(REGISTRY))}")
-    name = cfg["name"]
-    cls = attention_class(name)
-    target = f"{cls.__module__}.{cls.__qualname__}"
-    if cfg.get("_target_", target) != target:
-        raise ValueError(f"model {name!r}: _target_ {cfg['_target_']!r} is not {target!r}")
-    return Classifier(spec, backbone_cfg, name, attention_options(cfg))
+    """Classifier for ``spec`` with the task's backbone recipe and the method of ``model_cfg``
+    (:func:`method_class`) with its options."""
+    return Classifier(spec, backbone_cfg, method_class(model_cfg), attention_options(model_cfg))
 
 
 __all__ = [
@@ -86,5 +95,6 @@ __all__ = [
     "build",
     "build_attention",
     "dropout_p",
+    "method_class",
     "register",
 ]

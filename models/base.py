@@ -205,18 +205,29 @@ def accepted_options(cls: type[Attention]) -> list[str]:
 
 
 def attention_class(method: str | type[Attention]) -> type[Attention]:
-    """The class of a ``REGISTRY`` name (a class is returned as it is).
+    """The class of a ``REGISTRY`` name, an installed entry point's name or an import path
+    ``package.module:ClassName`` (:mod:`models.external`); a class is returned as it is.
 
     Raises:
-        KeyError: unknown name (the message lists the registered names).
+        KeyError: unknown name (the message lists the registered and installed names).
+        models.external.MethodError: an import path or entry point that is not usable.
     """
     if isinstance(method, type):
         if not issubclass(method, Attention):
             raise TypeError(f"{method.__qualname__} is not a models.Attention subclass")
         return method
-    if method not in REGISTRY:
-        raise KeyError(f"unknown attention {method!r}; registered: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[method]
+    if method in REGISTRY:
+        return REGISTRY[method]
+    from models.external import entry_points, external_class
+
+    cls = external_class(method)  # an import path or an installed entry point
+    if cls is None:
+        installed = f"; installed: {', '.join(sorted(entry_points()))}" if entry_points() else ""
+        raise KeyError(
+            f"unknown attention {method!r}; registered: {', '.join(sorted(REGISTRY))}"
+            f"{installed}; or an import path package.module:ClassName"
+        )
+    return cls
 
 
 def build_attention(

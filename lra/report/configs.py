@@ -29,6 +29,8 @@ import pandas as pd
 from lra.config import compose, group_options
 from lra.identity import config_fingerprint, configuration
 
+BUILT_IN_PACKAGE = "lra"  # models.external.BUILT_IN_PACKAGE (not imported: no torch here)
+
 DEFAULT_PROTOCOL = "lra"
 CUSTOM = "custom"
 UNKNOWN = "config unknown"
@@ -45,13 +47,24 @@ def declared_protocol(config: Any) -> str:
 
 
 @functools.cache
-def reference(task: str, model: str, protocol: str, quirks: str = "none") -> str | None:
+def reference(
+    task: str, model: str, protocol: str, quirks: str = "none", target: str | None = None
+) -> str | None:
     """The configuration (as JSON) that ``protocol`` prescribes for ``task`` and ``model``
-    (under the ``quirks`` switch)."""
+    (under the ``quirks`` switch); for a method from outside ``conf/model`` (``target``, its
+    import path) the class's own option defaults, which needs the class importable."""
     if task not in group_options("task"):
         return None
     overrides = [f"task={task}"]
-    if model in group_options("model"):
+    if target:
+        from models.external import MethodError, external_class  # imports torch
+
+        try:
+            external_class(target)
+        except MethodError:  # not importable here: its option defaults are unknown
+            return None
+        overrides += ["model=external", f"model.target={target}", f"model.name={model}"]
+    elif model in group_options("model"):
         overrides.append(f"model={model}")
     if protocol != DEFAULT_PROTOCOL and protocol in group_options("experiment"):
         overrides.append(f"experiment={protocol}")
@@ -90,7 +103,7 @@ def value_text(value: Any) -> str:
 def config_diff(config: dict[str, Any], task: str, model: str, protocol: str) -> list[str] | None:
     """``["task.optim.lr=0.001", ...]``: keys whose value differs from the protocol's recipe
     (sorted); None when there is no recipe to compare with."""
-    ref = reference(task, model, protocol, quirks_of(config))
+    ref = reference(task, model, protocol, quirks_of(config), target_of(config))
     if ref is None:
         return None
     ours, theirs = flatten(configuration(config)), flatten(json.loads(ref))
@@ -105,6 +118,29 @@ def config_diff(config: dict[str, Any], task: str, model: str, protocol: str) ->
 def quirks_of(config: Any) -> str:
     """The ``quirks`` switch of a record's config (``none`` when absent)."""
     return str(config.get("quirks") or "none") if isinstance(config, dict) else "none"
+
+
+def target_of(config: Any) -> str | None:
+    """``model.target`` of a record's config: the import path of a method from outside
+    ``conf/model`` (``model=external`` or an installed entry point), else None."""
+    model = config.get("model") if isinstance(config, dict) else None
+    target = model.get("target") if isinstance(model, dict) else None
+    return str(target) if target else None
+
+
+def method_title(run: Any) -> str:
+    """The method as a row shows it: its name, and for a method from outside this repository
+    the distribution and version that held it (or its import path when no installed
+    distribution did), e.g. ``sigmoid [lra-sigmoid-attention 0.1.0]``."""
+    model, target = str(run["model"]), run.get("method_target")
+    package, version = run.get("method_package"), run.get("method_version")
+    if not isinstance(target, str) or package == BUILT_IN_PACKAGE:
+        return model
+    if isinstance(package, str):
+        return (
+            f"{model} [{package} {version}]" if isinstance(version, str) else f"{model} [{package}]"
+        )
+    return f"{model} [{target}]"
 
 
 def short_labels(diff: list[str]) -> list[str]:
@@ -145,7 +181,8 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
         )
         quirks = quirks_of(config)
         columns["proto"].append(protocol if quirks == "none" else f"{protocol}+quirks")
-        columns["row"].append(f"{run['model']} · {label}" if label else str(run["model"]))
+        title = method_title(run)
+        columns["row"].append(f"{title} · {label}" if label else title)
     return runs.assign(
         declared_protocol=columns["declared"],
         fingerprint=columns["fp"],

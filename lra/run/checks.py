@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lra.config import group_options
 from lra.quirks import CHOICES
@@ -49,10 +49,38 @@ def check_protocol_fits_task(cfg: DictConfig) -> None:
         )
 
 
+def check_method(cfg: DictConfig) -> None:
+    """The run's attention method can be built at the task's recipe with its options: a
+    target that does not import, is not an attention class, or rejects an option is refused
+    here in one line, before any data is prepared."""
+    import models
+
+    model = cfg.model
+    if "target" in model and OmegaConf.is_missing(model, "target"):
+        raise ConfigError("model=external needs model.target=package.module:ClassName")
+    where = f"model.target={model.target}" if model.get("target") else f"model={model.name}"
+    for key, value in models.attention_options(model).items():
+        if value == "???":
+            raise ConfigError(f"{where}: option {key} has no default; give model.{key}=...")
+    try:
+        cls = models.method_class(model)
+        backbone = OmegaConf.to_container(cfg.task.backbone, resolve=True)
+        positions = int(cfg.task.get("seq_len") or 1024) + 1
+        models.attention_from_recipe(cls, models.attention_options(model), backbone, positions)
+    except KeyError as err:
+        raise ConfigError(f"{where}: {err.args[0]}") from None
+    except (TypeError, ValueError) as err:  # models.external.MethodError is a ValueError
+        text = str(err)
+        raise ConfigError(
+            text if text.startswith("attention target") else f"{where}: {text}"
+        ) from None
+
+
 def validate_run_config(cfg: DictConfig) -> None:
-    """Check the protocol's task, the seed, the recipe's ``task.optim`` and the ``trainer``
-    values of a run."""
+    """Check the protocol's task, the method and its options, the seed, the recipe's
+    ``task.optim`` and the ``trainer`` values of a run."""
     check_protocol_fits_task(cfg)
+    check_method(cfg)
     quirks = cfg.get("quirks", "none")
     _check("quirks", quirks, quirks in CHOICES, f"one of {list(CHOICES)}")
     _int_at_least("seed", cfg.seed, 0)

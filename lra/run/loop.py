@@ -104,7 +104,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         # trimming a batch to its longest sequence only removes padding, unless the method's
         # pattern depends on the padded length (then every batch keeps the task's length)
-        length_dependent = models.REGISTRY[cfg.model.name].length_dependent
+        length_dependent = models.method_class(cfg.model).length_dependent
         self.trim = bool(self.tcfg.trim_padding) and not length_dependent
         self.state = LoopState()
         self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"

@@ -69,6 +69,14 @@ def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
         for prefix, key, value in parsed
         if _is_group(key) and prefix != "~"
     ]
+    targets = [value for _, key, value in parsed if key == "model.target"]
+    if "model=external" in choices and not targets:
+        return "model=external needs model.target=package.module:ClassName"
+    if targets:
+        problem = _target_problem(targets, choices)
+        if problem:
+            return problem
+        choices.append(f"model.target={targets[0]}")
     try:
         cfg: DictConfig = compose(config_name, choices)
     except Exception:  # noqa: BLE001 - a bad group choice: Hydra's own message says it
@@ -77,6 +85,8 @@ def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
     keys = leaf_keys(container)
     for prefix, key, value in parsed:
         if _is_group(key) or prefix == "~":
+            continue
+        if key == "model.target":
             continue
         if OmegaConf.select(cfg, key, default=_MISSING) is not _MISSING:
             continue
@@ -92,6 +102,28 @@ def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
     return None
 
 
+def _target_problem(targets: list[str], choices: list[str]) -> str | None:
+    """Why ``model.target=`` cannot be used as given, or None: it needs ``model=external``
+    and takes one import path per command."""
+    from models.external import ENTRY_POINT_GROUP
+
+    if "model=external" not in choices:
+        return "model.target= needs model=external (model=external model.target=pkg.module:Class)"
+    if len(targets) > 1 or "," in targets[0]:
+        return (
+            f"model.target={','.join(targets)}: one import path per command; to sweep several "
+            f"external methods, install them as entry points ({ENTRY_POINT_GROUP}) and sweep "
+            f"model=a,b"
+        )
+    import models
+
+    try:
+        models.attention_class(targets[0])
+    except (KeyError, ValueError) as err:  # models.external.MethodError is a ValueError
+        return str(err.args[0])
+    return None
+
+
 def _is_method_option(cfg: DictConfig, key: str) -> bool:
     """``model.<option>`` that the chosen method's constructor takes (read by ``models.build``
     even when ``conf/model/<name>.yaml`` does not list it)."""
@@ -100,10 +132,8 @@ def _is_method_option(cfg: DictConfig, key: str) -> bool:
     import models
 
     try:
-        return key.split(".", 1)[1] in models.accepted_options(
-            models.attention_class(cfg.model.name)
-        )
-    except KeyError:
+        return key.split(".", 1)[1] in models.accepted_options(models.method_class(cfg.model))
+    except (KeyError, ValueError):  # an unknown method: its own error comes later
         return False
 
 

@@ -35,6 +35,19 @@ def data_spec_of(task: Task | None) -> dict[str, Any] | None:
         return None
 
 
+def method_fields(cfg: DictConfig) -> dict[str, Any]:
+    """``method_target``, ``method_package``, ``method_version`` of the run's attention class
+    (null when it cannot be imported: the failed record says why)."""
+    import models
+    from models.external import method_source
+
+    try:
+        source = method_source(models.method_class(cfg.model))
+    except Exception:  # noqa: BLE001 - the record of a run whose method failed still gets written
+        return dict.fromkeys(("method_target", "method_package", "method_version"))
+    return {f"method_{key}": value for key, value in source.items()}
+
+
 def base_record(cfg: DictConfig, task: Task | None, status: str, error: str | None = None) -> dict:
     """A record with what is known before training; measured fields are null."""
     return dict.fromkeys(RECORD_KEYS) | {
@@ -43,6 +56,7 @@ def base_record(cfg: DictConfig, task: Task | None, status: str, error: str | No
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": cfg.task.name,
         "model": cfg.model.name,
+        **method_fields(cfg),
         "seed": int(cfg.seed),
         "status": status,
         "torch": torch.__version__,

@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 
 from lra.config import CONF_DIR
 from lra.identity import make_run_id
+from lra.method_configs import register_method_configs
 from lra.records import record_path, write_json_atomic, write_record
 from lra.run import distributed, supervise, sweep
 from lra.run.checkpoint import CheckpointError
@@ -204,6 +205,7 @@ def main() -> None:
     if "--dry-run" in argv:  # list the jobs of the command, launch nothing
         sys.exit(sweep.dry_run([a for a in argv if a != "--dry-run"]))
     supervise.claim_sweep()  # joblib workers stop when this process ends
+    register_method_configs(argv)  # model=external and installed entry points
     _hydra_main()
 
 

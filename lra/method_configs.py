@@ -1,0 +1,113 @@
+"""Model configs for attention classes outside ``conf/model/``: ``model=external`` and
+installed entry points, so that ``model.<option>=`` works for them as for built-in methods.
+
+* ``model=external model.target=package.module:ClassName`` (:mod:`models.external`).
+* ``model=<name>`` for each entry point ``<name>`` in the group ``lra.attention`` of an
+  installed package (a ``conf/model/<name>.yaml`` of the same name wins).
+
+Each is a node of Hydra's ConfigStore in the group ``model``: ``name``, ``target`` and the
+class's constructor options with their defaults, so ``model.bias=0.5`` is an ordinary
+override, a misspelled option gets a suggestion, and the record's config lists every option
+the run used. Nodes are stored before composing (:func:`register_method_configs`, called by
+:func:`lra.config.compose` and by the console entry points with the command line), because
+the ``external`` node depends on the command's ``model.target``. Importing a class happens
+only for the methods a command names; a target that cannot be imported still gets a node
+(``name`` and ``target``), and the run is refused before it starts with the import's error
+(:func:`lra.run.checks.validate_run_config`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from lra.config import CONF_DIR
+
+EXTERNAL = "external"
+MISSING = "???"
+
+
+def _values(overrides: Sequence[str], key: str) -> list[str]:
+    """The values given to ``key`` (any ``+``/``++`` prefix), multirun lists split at commas."""
+    values: list[str] = []
+    for arg in overrides:
+        name, sep, value = arg.partition("=")
+        if sep and name.lstrip("+") == key:
+            values += [v.strip() for v in value.split(",") if v.strip()]
+    return values
+
+
+def method_label(cls: type) -> str:
+    """The name a run of ``cls`` gets by default: its registered ``name``, else its class name."""
+    return vars(cls).get("name") or cls.__name__
+
+
+def option_node(cls: type) -> dict[str, Any]:
+    """The constructor options of ``cls`` (besides what the recipe gives) with their defaults,
+    as config values; an option without a default is ``???`` (must be given); one whose
+    default is not a config value (a callable, an object) is left out."""
+    from models.base import option_defaults
+
+    node: dict[str, Any] = {}
+    for key, default in option_defaults(cls).items():
+        if key in ("dropout", "qkv_dim", "max_len"):
+            continue  # set by the task's recipe
+        if default is inspect.Parameter.empty:
+            node[key] = MISSING
+        elif default is None or isinstance(default, bool | int | float | str):
+            node[key] = default
+        elif isinstance(default, tuple | list) and all(
+            isinstance(v, bool | int | float | str) for v in default
+        ):
+            node[key] = list(default)
+    return node
+
+
+def method_node(target: str | None, name: str | None = None) -> dict[str, Any]:
+    """The config node of the attention class at ``target`` (import path or entry point),
+    named ``name`` (default: :func:`method_label`). Without a usable target: ``name`` (the
+    class name the path ends with) and ``target`` (``???`` when missing) only."""
+    from models.external import MethodError, external_class
+
+    fallback = target.rpartition(":")[2] if target else EXTERNAL  # the class name in the path
+    node: dict[str, Any] = {"name": name or fallback, "target": target or MISSING}
+    if not target:
+        return node
+    try:
+        cls = external_class(target)
+    except MethodError:
+        return node  # the run is refused later with this error (validate_run_config)
+    if cls is None:
+        return node
+    node["name"] = name or method_label(cls)
+    return node | option_node(cls)
+
+
+def register_method_configs(overrides: Sequence[str] = ()) -> None:
+    """Store the ``model`` nodes a command with these ``overrides`` needs: ``external`` for
+    ``model=external`` and one per installed entry point it chooses (``model=a,b``). A command
+    that chooses only ``conf/model`` methods stores nothing (and imports neither torch nor the
+    models)."""
+    chosen = [
+        n for n in _values(overrides, "model") if not (CONF_DIR / "model" / f"{n}.yaml").is_file()
+    ]
+    if not chosen:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    from models.external import entry_points
+
+    store = ConfigStore.instance()
+    installed = entry_points()
+    for name in chosen:
+        if name in installed and name != EXTERNAL:
+            store.store(
+                group="model", name=name, node=method_node(name, name) | {"target": installed[name]}
+            )
+    if EXTERNAL in chosen:
+        targets = _values(overrides, "model.target")
+        store.store(group="model", name=EXTERNAL, node=method_node(targets[0] if targets else None))
+
+
+__all__ = ["EXTERNAL", "method_label", "method_node", "option_node", "register_method_configs"]
