@@ -82,16 +82,32 @@ def _plain(value: Any) -> Any:
 
 
 def resolve_methods(methods: Any, option: str = "methods") -> list[str]:
-    """``"all"`` -> every ``REGISTRY`` name (sorted); a list is checked against ``REGISTRY``."""
+    """``"all"`` -> every ``REGISTRY`` name (sorted); a list of registered names, installed
+    entry-point names and import paths ``package.module:ClassName`` (:mod:`models.external`)
+    is checked: each must resolve to an attention class."""
     methods = _plain(methods)
     if methods == "all":
         return sorted(models.REGISTRY)
     names = [methods] if isinstance(methods, str) else list(methods or [])
-    unknown = [m for m in names if m not in models.REGISTRY]
-    if unknown or not names:
-        what = f"unknown method(s) {unknown}" if unknown else f"{option} is empty"
-        raise BenchError(f"{what}; {option}=all or a list of: {', '.join(sorted(models.REGISTRY))}")
-    return list(dict.fromkeys(names))
+    if not names:
+        raise BenchError(f"{option} is empty; {option}=all or a list of: {_known()}")
+    for name in names:
+        try:
+            models.attention_class(str(name))
+        except KeyError:
+            raise BenchError(
+                f"{option}: unknown method {name!r}; all or a list of: {_known()}"
+            ) from None
+        except ValueError as err:  # models.external.MethodError: names the target
+            raise BenchError(f"{option}: {err}") from None
+    return list(dict.fromkeys(map(str, names)))
+
+
+def _known() -> str:
+    from models.external import entry_points
+
+    names = sorted(models.REGISTRY) + sorted(set(entry_points()) - set(models.REGISTRY))
+    return ", ".join(names) + ", or package.module:ClassName"
 
 
 def _positive_ints(name: str, values: Any) -> list[int]:
@@ -137,12 +153,16 @@ def task_spec(task_cfg: DictConfig, length: int) -> TaskSpec:
 
 
 def model_config(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``conf/model/<method>.yaml`` plus option overrides (names checked, values not)."""
+    """``conf/model/<method>.yaml``, or for a method from outside ``conf/model`` its name and
+    ``target`` (:func:`lra.method_configs.method_node`), plus option overrides (names
+    checked, values not)."""
+    from lra.method_configs import method_node
+
     try:
         cfg = _plain(load_group("model", method))
-    except KeyError as err:
-        raise BenchError(f"method {method!r} has no conf/model YAML: {err.args[0]}") from None
-    valid = models.accepted_options(models.REGISTRY[method])
+    except KeyError:
+        cfg = method_node(method, method)
+    valid = models.accepted_options(models.method_class(cfg))
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise BenchError(f"options.{method}: unknown option(s) {unknown}; accepted: {valid}")
@@ -169,11 +189,9 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if int(cfg.repeats) < 1 or int(cfg.warmup) < 0:
         raise BenchError(f"need repeats >= 1 and warmup >= 0, got {cfg.repeats}, {cfg.warmup}")
     options = _plain(cfg.options) or {}
-    unknown = sorted(set(options) - set(models.REGISTRY))
+    unknown = sorted(set(options) - set(models.REGISTRY) - set(methods))
     if unknown:
-        raise BenchError(
-            f"options for unknown method(s) {unknown}; valid: {sorted(models.REGISTRY)}"
-        )
+        raise BenchError(f"options for unknown method(s) {unknown}; valid: {_known()}")
     resolve_methods(cfg.references, "references")
 
     try:

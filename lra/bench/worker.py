@@ -149,7 +149,9 @@ def build_step(point: dict[str, Any], device: torch.device):
 
     # mode == "attention": the layer as the backbone wires it, for inputs of ``length`` positions
     options = models.attention_options(model_cfg)
-    attn = models.attention_from_recipe(model_cfg["name"], options, backbone, positions=length)
+    attn = models.attention_from_recipe(
+        models.method_class(model_cfg), options, backbone, positions=length
+    )
     attn = attn.to(device).train()
     forward_attn = runtime.maybe_compile(attn, bool(point.get("compile")))
     dim = int(backbone["dim"])

@@ -225,6 +225,20 @@ def _bench_scaling(bench: pd.DataFrame, plots: Path) -> list[Path]:
     return written
 
 
+def save_scaling_figures(rows: pd.DataFrame, out: Path, stem: str, title: str) -> list[Path]:
+    """Time and memory against length for the methods of ``rows`` (one bench setting):
+    ``<out>/<stem>_time.png`` and ``<stem>_memory.png`` (and PDFs); the paths written."""
+    written = []
+    for column, suffix, ylabel in (
+        ("step_ms", "time", "time per step (ms)"),
+        ("peak_mb", "memory", _memory_label(rows)),
+    ):
+        if rows.loc[rows["status"] == "ok", column].notna().any():
+            fig = _scaling_figure(rows, column, ylabel, title)
+            written += _save(fig, out, f"{stem}_{suffix}")
+    return written
+
+
 def _memory_label(rows: pd.DataFrame) -> str:
     kinds = sorted(set(rows.get("mem_kind", pd.Series(dtype=object)).dropna()))
     return "peak memory (MB" + (f", {'/'.join(kinds)})" if kinds else ")")

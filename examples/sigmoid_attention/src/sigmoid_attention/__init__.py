@@ -10,6 +10,7 @@ keys, so padding never changes an output. Cost O(n^2) time and memory, like full
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import Tensor
 
