@@ -29,12 +29,23 @@ MISSING = "???"
 
 
 def _values(overrides: Sequence[str], key: str) -> list[str]:
-    """The values given to ``key`` (any ``+``/``++`` prefix), multirun lists split at commas."""
+    """The values given to ``key`` (any ``+``/``++`` prefix), a multirun's choices each, as
+    Hydra's override grammar reads them (``a\\:B`` is ``a:B``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    parser = OverridesParser.create()
     values: list[str] = []
     for arg in overrides:
-        name, sep, value = arg.partition("=")
-        if sep and name.lstrip("+") == key:
-            values += [v.strip() for v in value.split(",") if v.strip()]
+        name, sep, _ = arg.partition("=")
+        if not sep or name.lstrip("+~") != key:
+            continue
+        try:
+            value = parser.parse_override(arg).value()
+        except Exception:  # noqa: BLE001 - a malformed override: Hydra's own error says it
+            continue
+        choices = value.list if isinstance(value, ChoiceSweep) else [value]
+        values += [str(v) for v in choices if v is not None]
     return values
 
 

@@ -310,3 +310,22 @@ def test_lra_check_curve_beside_transformer(toy, tmp_path):
     for stem in ("time", "memory"):
         assert Path(tmp_path / f"{name}-Scaled_curve_{stem}.png").stat().st_size > 0
     assert "time at 64 vs transformer" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_sweep_of_an_external_target_runs_every_job(toy, tiny_overrides, tmp_path):
+    """``lra-train -m model=external model.target=... seed=0,1``: Hydra hands each job the
+    target with its colon escaped; both jobs build the class and write ``ok`` records."""
+    name, site = toy
+    command = ["lra-train", "-m", *tiny_overrides, "model=external", f"model.target={name}:Scaled"]
+    command += ["model.gain=0.5", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    command += ["hydra.sweep.subdir=job${hydra:job.num}"]  # the tiny overrides make long names
+    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*.json")]
+    assert sorted((r["seed"], r["status"], r["model"]) for r in records) == [
+        (0, "ok", "Scaled"),
+        (1, "ok", "Scaled"),
+    ]
+    assert all(r["config"]["model"]["gain"] == 0.5 for r in records)

@@ -18,7 +18,8 @@ COMMANDS = ("lra-train", "lra-data", "lra-eval")
 
 
 def quoted_commands() -> list[tuple[int, str, list[str]]]:
-    """``(line number, command, arguments)`` of each lra-train/lra-data line in a bash block."""
+    """``(line number, command, arguments)`` of each lra-train/lra-data line in a bash block;
+    a ``PYTHONPATH=...`` prefix stays as the first argument."""
     found, in_bash = [], False
     for number, line in enumerate(README.read_text().splitlines(), start=1):
         if line.startswith("```"):
@@ -27,10 +28,12 @@ def quoted_commands() -> list[tuple[int, str, list[str]]]:
         if not in_bash:
             continue
         words = shlex.split(line.split(" #")[0], posix=True) if line.strip() else []
+        env = []
         while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # LRA_RESULTS_DIR=... prefix
+            env += [words[0]] if words[0].startswith("PYTHONPATH=") else []
             words = words[1:]
         if words and words[0] in COMMANDS:
-            found.append((number, words[0], words[1:]))
+            found.append((number, words[0], env + words[1:]))
     return found
 
 
@@ -43,8 +46,11 @@ def test_the_readme_quotes_commands():
 @pytest.mark.parametrize(
     ("number", "command", "args"), quoted_commands(), ids=lambda v: str(v)[:40]
 )
-def test_each_quoted_command_is_valid(number, command, args):
+def test_each_quoted_command_is_valid(number, command, args, monkeypatch):
     config = "data" if command == "lra-data" else "train"
+    for path in [a.split("=", 1)[1] for a in args if a.startswith("PYTHONPATH=")]:
+        monkeypatch.syspath_prepend(str(README.parent / path))  # relative to the repository
+    args = [a for a in args if not a.startswith("PYTHONPATH=")]
     args = [a for a in args if a != "--dry-run"]
     if command == "lra-eval":
         from lra.run.evaluate import _options
