@@ -53,6 +53,12 @@ TOY = textwrap.dedent(
             return (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1) @ v
 
 
+    class NeedsWidth(Scaled):
+        def __init__(self, dim, heads, width, dropout=0.0, qkv_dim=None):
+            super().__init__(dim, heads, dropout, qkv_dim)
+            self.width = width
+
+
     class NotAttention(nn.Module):
         def forward(self, x, mask):
             return x
@@ -280,9 +286,11 @@ def test_lra_check_passes_a_good_class_and_names_each_failure(toy, tmp_path, cap
         (["linformer", "kk=3"], "option(s) ['kk'] not accepted; accepted:"),
         (["linformer", "--only", "speed"], "unknown check(s) ['speed']"),
         (["model=external"], "no method given"),
+        (["{toy}:NeedsWidth"], "option(s) ['width'] have no default; give width=..."),
     ],
 )
-def test_lra_check_bad_input_is_one_line_and_status_2(argv, says, capsys):
+def test_lra_check_bad_input_is_one_line_and_status_2(toy, argv, says, capsys):
+    argv = [a.replace("{toy}", toy[0]) for a in argv]
     assert check_cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and err.startswith("lra-check: ") and "\n" not in err
@@ -329,3 +337,11 @@ def test_a_sweep_of_an_external_target_runs_every_job(toy, tiny_overrides, tmp_p
         (1, "ok", "Scaled"),
     ]
     assert all(r["config"]["model"]["gain"] == 0.5 for r in records)
+
+
+def test_an_option_without_default_must_be_given(toy):
+    name, _ = toy
+    base = ["experiment=smoke", "model=external", f"model.target={name}:NeedsWidth"]
+    with pytest.raises(ConfigError, match="option width has no default; give model.width="):
+        validate_run_config(compose("train", base))
+    validate_run_config(compose("train", [*base, "model.width=3"]))

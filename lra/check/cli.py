@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import os
 import re
 import sys
@@ -91,6 +92,7 @@ def method_and_options(words: list[str]) -> tuple[str, dict[str, Any]]:
 def resolve(method: str, options: dict[str, Any]) -> type:
     """The attention class of ``method``, its options checked against its constructor."""
     import models
+    from models.base import option_defaults
 
     try:
         cls = models.attention_class(method)
@@ -103,6 +105,13 @@ def resolve(method: str, options: dict[str, Any]) -> type:
         raise UsageError(
             f"{method}: option(s) {unknown} not accepted; accepted: {models.accepted_options(cls)}"
         )
+    required = [
+        key
+        for key, default in option_defaults(cls).items()
+        if default is inspect.Parameter.empty and key not in options and key != "max_len"
+    ]
+    if required:
+        raise UsageError(f"{method}: option(s) {required} have no default; give {required[0]}=...")
     return cls
 
 
