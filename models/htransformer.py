@@ -45,11 +45,11 @@ from models.blocks import check_int, pad_to_multiple
 Partial = tuple[Tensor, Tensor, Tensor]  # row max [.., P, 1], sum exp(s) v [.., P, Dh], sum exp(s)
 
 
-def pyramid(x: Tensor, real: Tensor, depth: int) -> list[Tensor]:
-    """Sums over real positions in groups of 1, 2, ..., ``2^(depth-1)`` consecutive positions,
-    each level built from the one below: x [B, H, P, Dh] (or [B, 1, P, 1]), real [B, 1, P, 1]
-    float -> ``depth`` tensors [B, H, P / 2^i, Dh]."""
-    sums = [x * real]
+def pyramid(x: Tensor, depth: int) -> list[Tensor]:
+    """``x`` and its sums over groups of 2, 4, ..., ``2^(depth-1)`` consecutive positions, each
+    level built from the one below: x [B, H, P, Dh] (or [B, 1, P, 1]; zero at padded
+    positions) -> ``depth`` tensors [B, H, P / 2^i, Dh]."""
+    sums = [x]
     for _ in range(depth - 1):
         s = sums[-1]
         sums.append(s.view(s.shape[0], s.shape[1], s.shape[2] // 2, 2, s.shape[3]).sum(3))
@@ -60,19 +60,21 @@ def block_partial(q: Tensor, k: Tensor, v: Tensor, count: Tensor, p: float) -> P
     """Softmax pieces of query blocks against key blocks.
 
     q [B, H, nb, b, Dh] (scaled), k [B, H, nb, b, Dh] (mean keys), v [B, H, nb, b, Dh] (summed
-    values), count [B, 1, nb, 1, b] (real positions behind each key, 0 = none) -> row max
+    values, 0 at keys without real positions), count [B, 1, nb, 1, b] (real positions behind
+    each key, 0 = none) -> row max
     [B, H, nb*b, 1], numerator ``sum exp(s) v`` [B, H, nb*b, Dh], denominator
     ``sum exp(s) count`` [B, H, nb*b, 1].
     """
-    allowed = count > 0
     # Under autocast the matmuls run in bf16/fp16; the softmax pieces stay in q's (>= fp32)
     # dtype, as the levels' exponentials and sums are merged across the whole row.
     scores = (q @ k.transpose(-2, -1)).to(q.dtype)
-    scores = scores.masked_fill(~allowed, torch.finfo(q.dtype).min)
+    scores = scores.masked_fill(count == 0, torch.finfo(q.dtype).min)
     m = scores.amax(-1, keepdim=True).detach()  # any shift is exact; detached saves memory
-    w = (scores - m).exp().masked_fill(~allowed, 0.0)  # [B, H, nb, b, b]
+    # A key without real positions has v = 0 and count = 0, so its weight, exp(min - m) = 0
+    # or 1 in a row without any real key, adds nothing to either sum: no second mask needed.
+    w = (scores - m).exp()  # [B, H, nb, b, b]
     num = (F.dropout(w, p=p) @ v).to(q.dtype)
-    den = (w * count).sum(-1, keepdim=True)
+    den = w @ count.transpose(-2, -1)  # sum_j w_ij count_j, without a [.., b, b] product
     return m.flatten(2, 3), num.flatten(2, 3), den.flatten(2, 3)
 
 
@@ -126,11 +128,13 @@ class HTransformerAttention(ProjectedAttention):
         b, top = min(self.block_size, n), self.num_levels(n)
         wide = torch.promote_types(dtype, torch.float32)
         q, k, v = (pad_to_multiple(t.to(wide), b * 2**top, dim=2) for t in (q, k, v))
-        q = q * self.head_dim**-0.5
         real = pad_to_multiple(mask, b * 2**top, dim=1, value=False)[:, None, :, None].to(wide)
+        # padded positions hold 0 at every level (group sums over real positions only; and
+        # block_partial relies on v = 0 behind keys without real positions); q is scaled too
+        q, k, v = q * (real * self.head_dim**-0.5), k * real, v * real
         size = q.shape[2]
         merged: Partial | None = None
-        qs, ks, vs, counts = (pyramid(t, real, top) for t in (q, k, v, real))
+        qs, ks, vs, counts = (pyramid(t, top) for t in (q, k, v, real))
         for level in range(top, 0, -1):  # coarsest first; groups of r = 2^(level-1)
             # pop: each level's sums are freed once used (coarsest is last)
             qsum, ksum, vsum, count = qs.pop(), ks.pop(), vs.pop(), counts.pop()
