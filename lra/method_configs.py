@@ -49,6 +49,28 @@ def _values(overrides: Sequence[str], key: str) -> list[str]:
     return values
 
 
+def split_model_args(argv: Sequence[str]) -> tuple[list[str], str | None, dict[str, Any]]:
+    """``lra-train``-style method arguments out of a command line: ``model=<name>``,
+    ``model.target=<import path>`` (with ``model=external``) and ``model.<option>=<value>``
+    (values read as YAML) -> the other arguments, the method (None without one) and its
+    options. For commands whose own config has no ``model`` (``lra-bench``, ``lra-check``)."""
+    import yaml
+
+    rest, method, options = [], None, {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+")
+        if not sep or not (key == "model" or key.startswith("model.")):
+            rest.append(arg)
+        elif key == "model":
+            method = method if value == EXTERNAL else value
+        elif key == "model.target":
+            method = value
+        elif key != "model.name":
+            options[key.removeprefix("model.")] = yaml.safe_load(value) if value else None
+    return rest, method, options
+
+
 def method_label(cls: type) -> str:
     """The name a run of ``cls`` gets by default: its registered ``name``, else its class name."""
     return vars(cls).get("name") or cls.__name__
@@ -121,4 +143,11 @@ def register_method_configs(overrides: Sequence[str] = ()) -> None:
         store.store(group="model", name=EXTERNAL, node=method_node(targets[0] if targets else None))
 
 
-__all__ = ["EXTERNAL", "method_label", "method_node", "option_node", "register_method_configs"]
+__all__ = [
+    "EXTERNAL",
+    "split_model_args",
+    "method_label",
+    "method_node",
+    "option_node",
+    "register_method_configs",
+]

@@ -345,3 +345,20 @@ def test_an_option_without_default_must_be_given(toy):
     with pytest.raises(ConfigError, match="option width has no default; give model.width="):
         validate_run_config(compose("train", base))
     validate_run_config(compose("train", [*base, "model.width=3"]))
+
+
+def test_lra_bench_takes_a_method_named_as_lra_train_names_it(toy):
+    from lra.bench.cli import plan, with_model
+    from lra.method_configs import split_model_args
+
+    name, _ = toy
+    argv = ["model=external", f"model.target={name}:Scaled", "model.gain=0.5", "lengths=[64]"]
+    rest, method, options = split_model_args(argv)
+    assert (rest, method, options) == (["lengths=[64]"], f"{name}:Scaled", {"gain": 0.5})
+    cfg = compose("bench", [*rest, "batch_sizes=[1]"])
+    points, _ = plan(with_model(cfg, method, options, listed=False))
+    assert [p["method"] for p in points] == ["transformer_naive", "transformer", method]
+    assert points[-1]["model_cfg"]["gain"] == 0.5
+    listed = compose("bench", ["methods=[linformer]", "lengths=[64]", "batch_sizes=[1]"])
+    points, _ = plan(with_model(listed, method, options, listed=True))
+    assert [p["method"] for p in points] == ["linformer", method]

@@ -3,6 +3,7 @@
     lra-bench                                    # all methods, Text recipe, L = 1K..4K, batch 32
     lra-bench methods=[transformer,transformer_naive] lengths=[1024,2048] batch_sizes=[1]
     lra-bench mode=both device=cuda dtype=bf16   # also the attention layer alone
+    lra-bench model=external model.target=my_pkg.attn:MyAttention model.k=8   # beside references
 
 For each method x mode x batch size x length (a *point*) it times one training step of the full
 classifier at the task's recipe (``mode=step``: forward, backward, AdamW) and/or one attention
@@ -529,9 +530,25 @@ def _summary(row: dict[str, Any]) -> str:
     return f"{head} {row['step_ms']:.1f} ms/step (IQR {row['step_ms_iqr']:.1f}){mem}"
 
 
+_MODEL: dict[str, Any] = {}  # the method named lra-train's way on the command line (main)
+
+
+def with_model(cfg: DictConfig, method: str, options: dict[str, Any], listed: bool) -> DictConfig:
+    """``cfg`` measuring ``method`` (with ``options``) too: beside its ``references`` unless
+    ``methods=`` was ``listed`` (then added to that list)."""
+    cfg = cfg.copy()
+    OmegaConf.set_struct(cfg, False)
+    methods = resolve_methods(cfg.methods) if listed else list(_plain(cfg.references))
+    cfg.methods = list(dict.fromkeys([*methods, method]))
+    cfg.options = {**(_plain(cfg.options) or {}), **({method: options} if options else {})}
+    return cfg
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="bench", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     try:
+        if _MODEL:
+            cfg = with_model(cfg, **_MODEL)
         render_only(cfg) if cfg.render_only else run(cfg)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -539,7 +556,16 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Console entry point ``lra-bench``."""
+    """Console entry point ``lra-bench``. A method may also be named as ``lra-train`` names it
+    (``model=<name>`` or ``model=external model.target=pkg.module:Class``, options as
+    ``model.<option>=``): it is measured beside the ``references`` (or added to ``methods=``)."""
+    from lra.method_configs import split_model_args
+
+    rest, method, options = split_model_args(sys.argv[1:])
+    if method:
+        listed = any(a.split("=")[0].lstrip("+") == "methods" for a in rest)
+        _MODEL.update(method=method, options=options, listed=listed)
+        sys.argv = [sys.argv[0], *rest]
     _hydra_main()
 
 

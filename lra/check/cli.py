@@ -66,24 +66,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def method_and_options(words: list[str]) -> tuple[str, dict[str, Any]]:
     """``["linformer", "k=8"]`` or ``["model=external", "model.target=a:B", "model.k=8"]`` ->
     the method and its options (values read as YAML: ``8`` is an int, ``log_n`` a string)."""
-    method, options = None, {}
-    for word in words:
+    from lra.method_configs import split_model_args
+
+    rest, method, options = split_model_args(words)
+    for word in rest:
         key, sep, value = word.partition("=")
-        if not sep:
-            if method is not None:
-                raise UsageError(f"two methods given ({method!r}, {word!r}); check one at a time")
-            method = word
-            continue
-        key = key.lstrip("+").removeprefix("model.")
-        if key == "model":
-            if value != "external":
-                method = method or value
-        elif key == "target":
-            method = value
-        elif key == "name":
-            continue
-        else:
+        if sep:
             options[key] = yaml.safe_load(value) if value else None
+        elif method is not None:
+            raise UsageError(f"two methods given ({method!r}, {word!r}); check one at a time")
+        else:
+            method = word
     if method is None:
         raise UsageError("no method given: lra-check <name | package.module:ClassName> [key=value]")
     return method, options
