@@ -94,18 +94,31 @@ def test_rows_schema_and_relative_speed_in_process(tmp_path):
     assert len(pd.read_csv(tmp_path / "cpu_listops.csv")) == len(frame)
 
 
-def test_injected_failure_is_a_status_and_the_run_goes_on(tmp_path):
-    # qkv_dim is an option the method takes but the backbone sets: building the model raises
-    rows, table = bench.run(
-        bench_cfg(tmp_path, "isolate=false", "+options.transformer_naive.qkv_dim=8")
-    )
+def test_injected_failure_is_a_status_and_the_run_goes_on(tmp_path, monkeypatch):
+    from lra.bench import worker
+
+    build_step = worker.build_step
+
+    def failing(point, device):  # transformer_naive's points fail while being built
+        if point["method"] == "transformer_naive":
+            raise RuntimeError("injected failure")
+        return build_step(point, device)
+
+    monkeypatch.setattr(worker, "build_step", failing)
+    rows, table = bench.run(bench_cfg(tmp_path, "isolate=false"))
     by_method = rows.groupby("method")["status"].agg(set).to_dict()
     assert by_method == {"transformer": {"ok"}, "transformer_naive": {"error"}}
     errors = rows.loc[rows["method"] == "transformer_naive", "error"]
-    assert errors.str.contains("qkv_dim").all()
+    assert errors.str.contains("injected failure").all()
     assert rows.loc[rows["status"] != "ok", "step_ms"].isna().all()
     assert table["speed_vs_transformer_naive"].isna().all()
     assert (table.loc[table["method"] == "transformer", "speed_vs_transformer"] == 1.0).all()
+
+
+def test_an_option_a_method_rejects_is_refused_before_measuring(tmp_path):
+    # qkv_dim is an option the method takes but the backbone sets
+    with pytest.raises(bench.BenchError, match="^transformer_naive: .*qkv_dim.* backbone recipe"):
+        bench.plan(bench_cfg(tmp_path, "+options.transformer_naive.qkv_dim=8"))
 
 
 def test_two_invocations_never_supersede_each_other(tmp_path):

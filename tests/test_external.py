@@ -348,7 +348,7 @@ def test_an_option_without_default_must_be_given(toy):
 
 
 def test_lra_bench_takes_a_method_named_as_lra_train_names_it(toy):
-    from lra.bench.cli import plan, with_model
+    from lra.bench.cli import BenchError, plan, with_model
     from lra.method_configs import split_model_args
 
     name, _ = toy
@@ -362,3 +362,5 @@ def test_lra_bench_takes_a_method_named_as_lra_train_names_it(toy):
     listed = compose("bench", ["methods=[linformer]", "lengths=[64]", "batch_sizes=[1]"])
     points, _ = plan(with_model(listed, method, options, listed=True))
     assert [p["method"] for p in points] == ["linformer", method]
+    with pytest.raises(BenchError, match=f"^{method}: gain must be a number > 0, got -1$"):
+        plan(with_model(cfg, method, {"gain": -1}, listed=False))

@@ -153,10 +153,15 @@ def task_spec(task_cfg: DictConfig, length: int) -> TaskSpec:
     return dataclasses.replace(spec, max_len=length)
 
 
-def model_config(method: str, options: dict[str, Any]) -> dict[str, Any]:
+def model_config(
+    method: str,
+    options: dict[str, Any],
+    backbone: dict[str, Any] | None = None,
+    positions: int = 1024,
+) -> dict[str, Any]:
     """``conf/model/<method>.yaml``, or for a method from outside ``conf/model`` its name and
-    ``target`` (:func:`lra.method_configs.method_node`), plus option overrides (names
-    checked, values not)."""
+    ``target`` (:func:`lra.method_configs.method_node`), plus option overrides: names checked,
+    and with a ``backbone`` the values too (one layer is built at ``positions``)."""
     from lra.method_configs import method_node
 
     try:
@@ -167,7 +172,15 @@ def model_config(method: str, options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise BenchError(f"options.{method}: unknown option(s) {unknown}; accepted: {valid}")
-    return {**cfg, **options}
+    cfg = {**cfg, **options}
+    if backbone is not None:
+        try:
+            models.attention_from_recipe(
+                models.method_class(cfg), models.attention_options(cfg), backbone, positions
+            )
+        except (TypeError, ValueError) as err:
+            raise BenchError(f"{method}: {err}") from None
+    return cfg
 
 
 def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -213,7 +226,9 @@ def plan(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     }
     optim = {k: _plain(task_cfg.optim.get(k)) for k in ("betas", "eps", "weight_decay")}
     specs = {n: dataclasses.asdict(task_spec(task_cfg, n)) for n in lengths}
-    model_cfgs = {m: model_config(m, options.get(m) or {}) for m in methods}
+    model_cfgs = {
+        m: model_config(m, options.get(m) or {}, backbone, max(lengths) + 1) for m in methods
+    }
     points = [
         {
             "method": method,
