@@ -213,10 +213,12 @@ def test_only_external_choices_register_configs():
     """A command with built-in methods only stores no node (and imports no class)."""
     from hydra.core.config_store import ConfigStore
 
-    store = ConfigStore.instance().repo["model"]
-    before = set(store)
+    repo = ConfigStore.instance().repo
+    before = set(repo.get("model", {}))
     register_method_configs(["model=transformer,linformer", "seed=1"])
-    assert set(store) == before
+    assert set(repo.get("model", {})) == before
+    register_method_configs(["model=external"])  # the probe works: a choice stores a node
+    assert set(repo["model"]) == before | {"external.yaml"}
 
 
 # --------------------------------------------------------------------------- runs and reports
