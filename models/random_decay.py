@@ -94,6 +94,7 @@ class RandomDecayAttention(ProjectedAttention):
             raise ValueError(f"option decay must be a number > 1, got {decay!r}")
         self.register_buffer("seed", torch.randint(0, 2**31 - 1, ()))
 
+    @torch.compiler.disable  # integer hashing: torch 2.13's CPU inductor fails to compile it
     def random_pattern(self, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Random key indices [B, N, r] (clamped into range) and their allowed flags [B, N, r]."""
         b, n = mask.shape

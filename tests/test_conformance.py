@@ -22,20 +22,10 @@ def _one_thread():
 
 
 NAMES = sorted(REGISTRY)
-# Failures found by the matrix whose cause lies outside this code (torch 2.13, CPU inductor;
-# the same graphs under backend="aot_eager" match eager exactly). Not strict: a fixed torch
-# shows them as XPASS.
-KNOWN_FAILURES = {
-    ("longformer", "compile"): "inductor's CPU code gives input gradients 5.5 % off eager",
-    ("random_decay", "compile"): "inductor's CPU C++ code does not compile (VecMask types)",
-}
 
 
 def _marks(name: str, check: str) -> list:
-    marks = [pytest.mark.slow] if CHECKS[check].slow else []
-    if (name, check) in KNOWN_FAILURES:
-        marks.append(pytest.mark.xfail(reason=KNOWN_FAILURES[name, check], strict=False))
-    return marks
+    return [pytest.mark.slow] if CHECKS[check].slow else []
 
 
 MATRIX = [

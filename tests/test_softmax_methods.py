@@ -67,3 +67,27 @@ def test_a_batch_without_padding_passes_no_mask(monkeypatch):
     mask[1, -3:] = False
     attn(x, mask)
     assert seen[-1] is not None and seen[-1].shape == (2, 1, 1, 32)
+
+
+@pytest.mark.slow
+def test_one_key_set_softmax_compiles_to_eager_gradients():
+    """A few global query rows over every key, as longformer and bigbird read them, compiled:
+    torch 2.13's CPU inductor derived a wrong value gradient when the one-set softmax was
+    split into its single piece before the matmul (3.5x eager's norm here)."""
+    from models.blocks import full_rows
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 70, 8, generator=g, requires_grad=True) for _ in range(3))
+    mask = torch.ones(2, 70, dtype=torch.bool)
+    mask[1, 50:] = False
+    weight = torch.randn(2, 2, 2, 8, generator=g)
+
+    def loss(q, k, v):
+        return (full_rows(q[:, :, :2] * 0.3, k, v, mask) * weight).sum()
+
+    grads = []
+    for fn in (loss, torch.compile(loss)):
+        torch._dynamo.reset()
+        grads.append(torch.autograd.grad(fn(q, k, v), (q, k, v)))
+    for eager, compiled in zip(*grads, strict=True):
+        torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-6)
