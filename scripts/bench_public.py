@@ -3,7 +3,8 @@ same shapes: time and peak memory of one layer's forward + backward, CPU, one th
 
     pip install performer-pytorch==1.1.4 linformer==0.2.3 h-transformer-1d==0.1.9 \\
         sinkhorn-transformer==0.11.4
-    python scripts/bench_public.py [--lengths 1024 2048 4096 8192] [--out results/bench/cpu_public.csv]
+    python scripts/bench_public.py [--lengths 1024 2048 4096 8192] [--repeats 3] [--rounds 1]
+        [--out results/bench/cpu_public.csv]
 
 The public implementations are lucidrains' packages, the ones most PyTorch users of these
 methods run. Shapes follow the LRA Text recipe (width 256, 4 heads of 64), batch 1, dropout 0,
@@ -18,8 +19,9 @@ no padding; each method's options are set equal on both sides:
 * ``sinkhorn``: blocks of 64 (theirs needs the length to be a multiple), 5 Sinkhorn
   iterations, temperature 0.75.
 
-Each point runs in a fresh process (``--point``), as ``lra-bench`` does: median of 3 timed
-calls after 1 warm-up call; peak memory is the process's peak RSS less its RSS after imports
+Each point runs in a fresh process (``--point``), as ``lra-bench`` does: median of
+``--repeats`` timed calls (3) after 1 warm-up call, measured ``--rounds`` times (1), ours and
+theirs taking turns, so that a busy moment of the machine hits both; peak memory is the process's peak RSS less its RSS after imports
 (:mod:`lra.bench.worker`). Rows (method, impl, length, step_ms, peak_mb, ...) are appended to
 ``--out`` with one ``bench_id`` per call; ``ratio`` columns compare ours to theirs within the
 call: time ours/theirs (< 1: ours is faster), memory ours/theirs (< 1: ours uses less).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import subprocess
 import sys
@@ -55,7 +58,7 @@ OURS_OPTIONS = {
     "sinkhorn": {"block_size": 64, "sinkhorn_iters": 5, "temperature": 0.75},
 }
 FIELDS = ["method", "impl", "package", "length", "step_ms", "peak_mb", "status", "error"]
-FIELDS += ["threads", "torch", "git_sha", "machine", "bench_id", "created"]
+FIELDS += ["threads", "torch", "git_sha", "machine", "bench_id", "created", "repeats", "round"]
 
 
 def public_layer(method: str, length: int) -> torch.nn.Module:
@@ -115,7 +118,7 @@ def measure(point: dict) -> dict:
 
     layer.train()
     times = []
-    for i in range(4):  # 1 warm-up, 3 timed
+    for i in range(1 + point.get("repeats", 3)):  # 1 warm-up, then the timed calls
         start = time.perf_counter()
         (call() * grad_out).sum().backward()
         x.grad = None
@@ -149,6 +152,13 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
     parser.add_argument("--methods", nargs="+", default=list(PACKAGES))
     parser.add_argument("--out", type=Path, default=Path("outputs/results/bench/cpu_public.csv"))
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per point")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="fresh processes per point, ours and theirs taking turns",
+    )
     parser.add_argument("--point", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.point:
@@ -160,6 +170,7 @@ def main() -> None:
 
     common = {"threads": 1, "torch": torch.__version__, "git_sha": git_sha()}
     common |= {"machine": machine_fingerprint(), "bench_id": new_bench_id()}
+    upgrade_header(args.out)
     new = not args.out.exists()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -170,29 +181,54 @@ def main() -> None:
         for method in args.methods:
             package = f"{PACKAGES[method]}=={version(PACKAGES[method])}"
             for length in args.lengths:
-                for impl in ("ours", "public"):
+                for turn, impl in itertools.product(range(args.rounds), ("ours", "public")):
                     point = {"method": method, "impl": impl, "length": length}
                     row = point | {"package": "lra" if impl == "ours" else package}
-                    row |= run_point(point) | common
+                    row |= run_point(point | {"repeats": args.repeats}) | common
+                    row |= {"repeats": args.repeats, "round": turn}
                     row["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
                     writer.writerow(row)
                     f.flush()
                     rows.append(row)
                     print(f"{method} {impl} {length}: {row['status']} {row['step_ms']} ms, "
                           f"{row['peak_mb']} MB", flush=True)  # fmt: skip
-    print("\nours / public (time, memory), this call only:")
+    print("\nours / public (time, memory; medians over rounds), this call only:")
     for method in args.methods:
         for length in args.lengths:
             ours, theirs = (
-                next(
-                    r for r in rows if (r["method"], r["impl"], r["length"]) == (method, i, length)
-                )
+                [
+                    r
+                    for r in rows
+                    if (r["method"], r["impl"], r["length"]) == (method, i, length)
+                    and r["status"] == "ok"
+                ]
                 for i in ("ours", "public")
             )
-            if ours["status"] == theirs["status"] == "ok":
-                t = ours["step_ms"] / theirs["step_ms"]
-                m = (ours["peak_mb"] or float("nan")) / (theirs["peak_mb"] or float("nan"))
+            if ours and theirs:
+                t = _median(ours, "step_ms") / _median(theirs, "step_ms")
+                m = _median(ours, "peak_mb") / _median(theirs, "peak_mb")
                 print(f"  {method:13s} {length:6d}: time {t:.2f}x, memory {m:.2f}x")
+
+
+def _median(rows: list[dict], key: str) -> float:
+    values = [r[key] for r in rows if r[key] is not None]
+    return float(np.median(values)) if values else float("nan")
+
+
+def upgrade_header(path: Path) -> None:
+    """A CSV written before the ``repeats``/``round`` columns gets them (3 timed calls, one
+    round: what the script did then)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames == FIELDS:
+            return
+        old = list(reader)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows({"repeats": 3, "round": 0} | row for row in old)
 
 
 if __name__ == "__main__":
