@@ -138,7 +138,11 @@ class HTransformerAttention(ProjectedAttention):
         for level in range(top, 0, -1):  # coarsest first; groups of r = 2^(level-1)
             # pop: each level's sums are freed once used (coarsest is last)
             qsum, ksum, vsum, count = qs.pop(), ks.pop(), vs.pop(), counts.pop()
-            qc, kc = (t / count.clamp_min(1.0) for t in (qsum, ksum))  # means of real positions
+            # means of real positions; groups of one (level 1) are their own mean (count 0 or
+            # 1, sums already 0 at padding): no division, no copy
+            qc, kc = (
+                (qsum, ksum) if level == 1 else (t / count.clamp_min(1.0) for t in (qsum, ksum))
+            )
             nb = size // (2 ** (level - 1) * b)
             sib = torch.arange(nb, device=q.device) ^ 1  # the other half of the segment
             qb, kb, vb = (t.view(t.shape[0], t.shape[1], nb, b, -1) for t in (qc, kc, vsum))
