@@ -21,8 +21,9 @@ no padding; each method's options are set equal on both sides:
 
 Each point runs in a fresh process (``--point``), as ``lra-bench`` does: median of
 ``--repeats`` timed calls (3) after 1 warm-up call, measured ``--rounds`` times (1), ours and
-theirs taking turns, so that a busy moment of the machine hits both; peak memory is the process's peak RSS less its RSS after imports
-(:mod:`lra.bench.worker`). Rows (method, impl, length, step_ms, peak_mb, ...) are appended to
+theirs taking turns, so that a busy moment of the machine hits both; peak memory is the
+process's peak RSS less its RSS after each side's imports (and, for ours, reading the recipe),
+before the layer and inputs are built (:mod:`lra.bench.worker`). Rows (method, impl, length, step_ms, peak_mb, ...) are appended to
 ``--out`` with one ``bench_id`` per call; ``ratio`` columns compare ours to theirs within the
 call: time ours/theirs (< 1: ours is faster), memory ours/theirs (< 1: ours uses less).
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import itertools
 import json
 import subprocess
@@ -50,6 +52,12 @@ PACKAGES = {
     "linformer": "linformer",
     "htransformer": "h-transformer-1d",
     "sinkhorn": "sinkhorn-transformer",
+}
+PUBLIC_MODULES = {  # what public_layer imports
+    "performer": "performer_pytorch",
+    "linformer": "linformer",
+    "htransformer": "h_transformer_1d.h_transformer_1d",
+    "sinkhorn": "sinkhorn_transformer.sinkhorn_transformer",
 }
 OURS_OPTIONS = {
     "performer": {"nb_features": 256, "redraw_interval": 1000},
@@ -92,10 +100,8 @@ def measure(point: dict) -> dict:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    baseline = rss_mb() if reset_peak_rss() else None
     method, length = point["method"], point["length"]
-    x = torch.randn(1, length, DIM, requires_grad=True)
-    grad_out = torch.randn(1, length, DIM)
+    # imports and config reading first: the baseline counts neither side's start-up
     if point["impl"] == "ours":
         from omegaconf import OmegaConf
 
@@ -105,6 +111,12 @@ def measure(point: dict) -> dict:
         text = compose("train", ["task=text"]).task.backbone  # width 256, 4 heads
         recipe = OmegaConf.to_container(text) | {"dropout": 0.0, "attn_dropout": 0.0}
         assert (recipe["dim"], recipe["heads"]) == (DIM, HEADS)
+    else:
+        importlib.import_module(PUBLIC_MODULES[method])
+    baseline = rss_mb() if reset_peak_rss() else None
+    x = torch.randn(1, length, DIM, requires_grad=True)
+    grad_out = torch.randn(1, length, DIM)
+    if point["impl"] == "ours":
         layer = models.attention_from_recipe(method, OURS_OPTIONS[method], recipe, length)
         mask = torch.ones(1, length, dtype=torch.bool)
 
