@@ -162,6 +162,32 @@ def test_misspelled_keys_of_any_section_are_caught(argv, suggested):
     assert check_overrides(argv).endswith(f"did you mean {suggested}?")
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["model=linformr"], "unknown model 'linformr'; did you mean model=linformer? choices:"),
+        (["task=listop"], "unknown task 'listop'; did you mean task=listops? choices:"),
+        (["model=transformer,perfomer"], "did you mean model=performer?"),
+        (["+sweep=lra_tabel"], "unknown sweep 'lra_tabel'; did you mean sweep=lra_table?"),
+        (["experiment=nothing_like_it"], "unknown experiment 'nothing_like_it'; choices: "),
+    ],
+)
+def test_a_misspelled_choice_gets_the_closest_one(argv, says):
+    from lra.run.overrides import check_overrides
+
+    assert says in check_overrides(argv)
+
+
+def test_valid_choices_pass_the_choice_check():
+    from lra.run.overrides import check_overrides
+
+    argv = ["model=transformer,performer", "task=text", "experiment=smoke", "task=listops"]
+    assert check_overrides(argv) is None
+    assert check_overrides(["model=external"]) == (
+        "model=external needs model.target=package.module:ClassName"
+    )
+
+
 def test_smoke_all_sweep_lists_every_registered_method():
     from models import REGISTRY
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lra.config import CONF_DIR, compose
+from lra.config import CONF_DIR, compose, group_options
 
 GROUPS = ("task", "model", "trainer", "logger", "experiment", "sweep")
 """Config groups whose choices (``group=name``) decide what the other keys are."""
@@ -69,6 +69,11 @@ def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
         for prefix, key, value in parsed
         if _is_group(key) and prefix != "~"
     ]
+    for prefix, key, value in parsed:
+        if _is_group(key) and prefix != "~":
+            problem = _choice_problem(key, value)
+            if problem:
+                return problem
     targets = [value for _, key, value in parsed if key == "model.target"]
     if "model=external" in choices and not targets:
         return "model=external needs model.target=package.module:ClassName"
@@ -100,6 +105,31 @@ def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
             )
         return f"unknown key {key}{hint}"
     return None
+
+
+def _choice_problem(group: str, value: str) -> str | None:
+    """Why ``group=value`` names no config (with the closest valid choice), or None. A
+    ``model`` may also be ``external`` or an installed entry point; multirun lists are checked
+    element by element."""
+    valid = group_options(group)
+    if group == "model":
+        from lra.method_configs import EXTERNAL
+
+        valid = valid + [EXTERNAL] + _installed_methods()
+    for choice in (c.strip() for c in value.split(",")):
+        if not valid or choice in valid or choice in ("", "null") or not choice.isidentifier():
+            continue  # nothing to compare with, or a sweep function Hydra parses (choice(...))
+        match = difflib.get_close_matches(choice, valid, n=1, cutoff=0.6)
+        hint = f"did you mean {group}={match[0]}? " if match else ""
+        return f"unknown {group} {choice!r}; {hint}choices: {', '.join(sorted(valid))}"
+    return None
+
+
+def _installed_methods() -> list[str]:
+    """Names of installed ``lra.attention`` entry points (read without importing torch)."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group="lra.attention")})
 
 
 def _target_problem(targets: list[str], choices: list[str]) -> str | None:
