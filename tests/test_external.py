@@ -366,3 +366,11 @@ def test_lra_bench_takes_a_method_named_as_lra_train_names_it(toy):
     assert [p["method"] for p in points] == ["linformer", method]
     with pytest.raises(BenchError, match=f"^{method}: gain must be a number > 0, got -1$"):
         plan(with_model(cfg, method, {"gain": -1}, listed=False))
+
+
+def test_lra_check_curve_of_a_rejected_option_value_is_a_failure(tmp_path, capsys):
+    argv = ["linformer", "k=-3", "--only", "curve", "--out", str(tmp_path)]
+    assert check_cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "FAIL curve: measured —; expected the method builds at the Text recipe" in out
+    assert "option k must be an int >= 1, got -3" in out
