@@ -18,6 +18,12 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("LRA_DATA_DIR", "data"))
 
 
+def default_results_dir() -> Path:
+    """The runs' default ``results_dir``: ``conf/train.yaml``'s (``$LRA_RESULTS_DIR`` if set,
+    else ``outputs/results``), read from the config, its one owner."""
+    return Path(compose("train", []).results_dir)
+
+
 def group_options(group: str) -> list[str]:
     """Names of the YAML files in ``conf/<group>/`` (the valid choices of that group)."""
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))

@@ -26,9 +26,10 @@ from lra.config import CONF_DIR
 
 EXTERNAL = "external"
 MISSING = "???"
+NEEDS_TARGET = "model=external needs model.target=package.module:ClassName"
 
 
-def _values(overrides: Sequence[str], key: str) -> list[str]:
+def override_values(overrides: Sequence[str], key: str) -> list[str]:
     """The values given to ``key`` (any ``+``/``++`` prefix), a multirun's choices each, as
     Hydra's override grammar reads them (``a\\:B`` is ``a:B``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -71,11 +72,6 @@ def split_model_args(argv: Sequence[str]) -> tuple[list[str], str | None, dict[s
     return rest, method, options
 
 
-def method_label(cls: type) -> str:
-    """The name a run of ``cls`` gets by default: its registered ``name``, else its class name."""
-    return vars(cls).get("name") or cls.__name__
-
-
 def option_node(cls: type) -> dict[str, Any]:
     """The constructor options of ``cls`` (besides what the recipe gives) with their defaults,
     as config values; an option without a default is ``???`` (must be given); one whose
@@ -99,9 +95,9 @@ def option_node(cls: type) -> dict[str, Any]:
 
 def method_node(target: str | None, name: str | None = None) -> dict[str, Any]:
     """The config node of the attention class at ``target`` (import path or entry point),
-    named ``name`` (default: :func:`method_label`). Without a usable target: ``name`` (the
+    named ``name`` (default: :func:`models.external.method_label`). Without a usable target: ``name`` (the
     class name the path ends with) and ``target`` (``???`` when missing) only."""
-    from models.external import MethodError, external_class
+    from models.external import MethodError, external_class, method_label
 
     fallback = target.rpartition(":")[2] if target else EXTERNAL  # the class name in the path
     node: dict[str, Any] = {"name": name or fallback, "target": target or MISSING}
@@ -123,7 +119,9 @@ def register_method_configs(overrides: Sequence[str] = ()) -> None:
     that chooses only ``conf/model`` methods stores nothing (and imports neither torch nor the
     models)."""
     chosen = [
-        n for n in _values(overrides, "model") if not (CONF_DIR / "model" / f"{n}.yaml").is_file()
+        n
+        for n in override_values(overrides, "model")
+        if not (CONF_DIR / "model" / f"{n}.yaml").is_file()
     ]
     if not chosen:
         return
@@ -135,18 +133,17 @@ def register_method_configs(overrides: Sequence[str] = ()) -> None:
     installed = entry_points()
     for name in chosen:
         if name in installed and name != EXTERNAL:
-            store.store(
-                group="model", name=name, node=method_node(name, name) | {"target": installed[name]}
-            )
+            store.store(group="model", name=name, node=method_node(installed[name], name))
     if EXTERNAL in chosen:
-        targets = _values(overrides, "model.target")
+        targets = override_values(overrides, "model.target")
         store.store(group="model", name=EXTERNAL, node=method_node(targets[0] if targets else None))
 
 
 __all__ = [
     "EXTERNAL",
+    "NEEDS_TARGET",
+    "override_values",
     "split_model_args",
-    "method_label",
     "method_node",
     "option_node",
     "register_method_configs",

@@ -71,6 +71,18 @@ def method_class(model_cfg: Mapping[str, Any] | DictConfig) -> type[Attention]:
     return cls
 
 
+def recipe_layer(
+    model_cfg: Mapping[str, Any] | DictConfig,
+    backbone: Mapping[str, Any] | DictConfig | BackboneConfig,
+    positions: int,
+) -> Attention:
+    """One attention layer of a composed model config (:func:`method_class` and its options)
+    as the backbone recipe wires it (:func:`attention_from_recipe`)."""
+    return attention_from_recipe(
+        method_class(model_cfg), attention_options(model_cfg), backbone, positions
+    )
+
+
 def build(
     spec: TaskSpec,
     backbone_cfg: Mapping[str, Any] | DictConfig,
@@ -96,5 +108,6 @@ __all__ = [
     "build_attention",
     "dropout_p",
     "method_class",
+    "recipe_layer",
     "register",
 ]

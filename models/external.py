@@ -48,6 +48,12 @@ def entry_points() -> dict[str, str]:
     return found
 
 
+def method_label(cls: type[Attention]) -> str:
+    """The registered name of exactly this class, else its qualified name (what checks and
+    runs call a class that ``model.name`` does not name)."""
+    return vars(cls).get("name") or cls.__qualname__
+
+
 def target_of(cls: type[Attention]) -> str:
     """The import path of a class: ``package.module:ClassName``."""
     return f"{cls.__module__}:{cls.__qualname__}"
@@ -166,6 +172,7 @@ __all__ = [
     "external_class",
     "import_attention",
     "is_import_path",
+    "method_label",
     "method_source",
     "target_of",
 ]

@@ -175,9 +175,7 @@ def model_config(
     cfg = {**cfg, **options}
     if backbone is not None:
         try:
-            models.attention_from_recipe(
-                models.method_class(cfg), models.attention_options(cfg), backbone, positions
-            )
+            models.recipe_layer(cfg, backbone, positions)
         except (TypeError, ValueError) as err:
             raise BenchError(f"{method}: {err}") from None
     return cfg

@@ -148,10 +148,7 @@ def build_step(point: dict[str, Any], device: torch.device):
         return step, model.num_params()
 
     # mode == "attention": the layer as the backbone wires it, for inputs of ``length`` positions
-    options = models.attention_options(model_cfg)
-    attn = models.attention_from_recipe(
-        models.method_class(model_cfg), options, backbone, positions=length
-    )
+    attn = models.recipe_layer(model_cfg, backbone, positions=length)
     attn = attn.to(device).train()
     forward_attn = runtime.maybe_compile(attn, bool(point.get("compile")))
     dim = int(backbone["dim"])

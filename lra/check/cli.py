@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import inspect
-import os
 import re
 import sys
 from pathlib import Path
@@ -148,7 +147,10 @@ def slug(method: str) -> str:
 
 
 def default_out() -> Path:
-    return Path(os.environ.get("LRA_RESULTS_DIR", "outputs/results")) / "check"
+    """``check`` under the runs' default ``results_dir`` (``conf/train.yaml``)."""
+    from lra.config import default_results_dir
+
+    return default_results_dir() / "check"
 
 
 def run_curve(
@@ -157,18 +159,15 @@ def run_curve(
     """Time and peak memory of one attention layer (Text recipe, batch 1, forward + backward)
     of ``method`` and ``transformer`` at ``lengths``, one ``lra-bench`` invocation; the table
     row and the files written."""
-    from omegaconf import OmegaConf
-
-    from lra.bench.cli import run
+    from lra.bench.cli import run, with_model
     from lra.config import compose
     from lra.report.plots import loglog_slope, save_scaling_figures
 
-    methods = [method] if method == REFERENCE else [REFERENCE, method]
     stem = f"{slug(method)}_curve"
     cfg = compose(
         "bench",
         [
-            f"methods=[{','.join(methods)}]",
+            f"methods=[{REFERENCE}]",
             f"lengths=[{','.join(map(str, lengths))}]",
             "batch_sizes=[1]",
             "mode=attention",
@@ -183,9 +182,7 @@ def run_curve(
     )
     csv_path = out / f"{stem}.csv"
     csv_path.unlink(missing_ok=True)  # one invocation per file: the curve of this check only
-    OmegaConf.set_struct(cfg, False)
-    cfg.options = {method: options} if options else {}
-    rows, _ = run(cfg)
+    rows, _ = run(with_model(cfg, method, options, listed=True))
     files = [csv_path, *save_scaling_figures(rows, out, stem, f"lra-check {method}")]
     ok = rows[(rows["method"] == method) & (rows["status"] == "ok")]
     ref = rows[(rows["method"] == REFERENCE) & (rows["status"] == "ok")]

@@ -45,6 +45,7 @@ from models import (
     build_attention,
 )
 from models.base import option_defaults
+from models.external import method_label
 from models.transformer import SoftmaxAttention
 from tasks import bytes_tokens
 from tasks import text as text_task
@@ -162,11 +163,6 @@ def run_checks(
 
 
 # --------------------------------------------------------------------------- helpers
-def method_label(cls: type[Attention]) -> str:
-    """The registered name of exactly this class, else its qualified name."""
-    return vars(cls).get("name") or cls.__qualname__
-
-
 def recipe_options(cls: type[Attention]) -> dict[str, Any]:
     """The options of ``conf/model/<name>.yaml`` for a registered class, else none."""
     path = CONF_DIR / "model" / f"{vars(cls).get('name', '')}.yaml"

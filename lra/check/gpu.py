@@ -47,7 +47,7 @@ import torch.nn.functional as F
 import models
 from lra import runtime
 from lra.check.conformance import PRECISION_TOL, precision_errors
-from lra.config import compose
+from lra.config import compose, default_results_dir
 from lra.provenance import device_label, git_sha
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ DRY = Sizes(
 
 def default_out() -> Path:
     """``gpu_check`` under the runs' default ``results_dir`` (``conf/train.yaml``)."""
-    return Path(compose("train", []).results_dir) / "gpu_check"
+    return default_results_dir() / "gpu_check"
 
 
 # --------------------------------------------------------------------------- steps

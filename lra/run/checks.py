@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lra.config import group_options
+from lra.method_configs import MISSING, NEEDS_TARGET
 from lra.quirks import CHOICES
 
 
@@ -57,16 +58,14 @@ def check_method(cfg: DictConfig) -> None:
 
     model = cfg.model
     if "target" in model and OmegaConf.is_missing(model, "target"):
-        raise ConfigError("model=external needs model.target=package.module:ClassName")
+        raise ConfigError(NEEDS_TARGET)
     where = f"model.target={model.target}" if model.get("target") else f"model={model.name}"
     for key, value in models.attention_options(model).items():
-        if value == "???":
+        if value == MISSING:
             raise ConfigError(f"{where}: option {key} has no default; give model.{key}=...")
     try:
-        cls = models.method_class(model)
         backbone = OmegaConf.to_container(cfg.task.backbone, resolve=True)
-        positions = int(cfg.task.get("seq_len") or 1024) + 1
-        models.attention_from_recipe(cls, models.attention_options(model), backbone, positions)
+        models.recipe_layer(model, backbone, int(cfg.task.get("seq_len") or 1024) + 1)
     except KeyError as err:
         raise ConfigError(f"{where}: {err.args[0]}") from None
     except (TypeError, ValueError) as err:  # models.external.MethodError is a ValueError

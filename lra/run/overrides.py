@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lra.config import CONF_DIR, compose, group_options
+from lra.method_configs import EXTERNAL, NEEDS_TARGET, override_values
 
 GROUPS = ("task", "model", "trainer", "logger", "experiment", "sweep")
 """Config groups whose choices (``group=name``) decide what the other keys are."""
@@ -74,9 +75,9 @@ def check_overrides(argv: list[str], config_name: str = "train") -> str | None:
             problem = _choice_problem(key, value)
             if problem:
                 return problem
-    targets = [value for _, key, value in parsed if key == "model.target"]
+    targets = override_values(argv, "model.target")
     if "model=external" in choices and not targets:
-        return "model=external needs model.target=package.module:ClassName"
+        return NEEDS_TARGET
     if targets:
         problem = _target_problem(targets, choices)
         if problem:
@@ -111,25 +112,20 @@ def _choice_problem(group: str, value: str) -> str | None:
     """Why ``group=value`` names no config (with the closest valid choice), or None. A
     ``model`` may also be ``external`` or an installed entry point; multirun lists are checked
     element by element."""
-    valid = group_options(group)
-    if group == "model":
-        from lra.method_configs import EXTERNAL
-
-        valid = valid + [EXTERNAL] + _installed_methods()
+    valid = group_options(group) + ([EXTERNAL] if group == "model" else [])
     for choice in (c.strip() for c in value.split(",")):
         if not valid or choice in valid or choice in ("", "null") or not choice.isidentifier():
             continue  # nothing to compare with, or a sweep function Hydra parses (choice(...))
+        if group == "model":
+            from models.external import entry_points
+
+            valid = valid + sorted(set(entry_points()) - set(valid))
+            if choice in valid:
+                continue
         match = difflib.get_close_matches(choice, valid, n=1, cutoff=0.6)
         hint = f"did you mean {group}={match[0]}? " if match else ""
         return f"unknown {group} {choice!r}; {hint}choices: {', '.join(sorted(valid))}"
     return None
-
-
-def _installed_methods() -> list[str]:
-    """Names of installed ``lra.attention`` entry points (read without importing torch)."""
-    from importlib.metadata import entry_points
-
-    return sorted({ep.name for ep in entry_points(group="lra.attention")})
 
 
 def _target_problem(targets: list[str], choices: list[str]) -> str | None:
@@ -139,7 +135,7 @@ def _target_problem(targets: list[str], choices: list[str]) -> str | None:
 
     if "model=external" not in choices:
         return "model.target= needs model=external (model=external model.target=pkg.module:Class)"
-    if len(targets) > 1 or "," in targets[0]:
+    if len(targets) > 1:
         return (
             f"model.target={','.join(targets)}: one import path per command; to sweep several "
             f"external methods, install them as entry points ({ENTRY_POINT_GROUP}) and sweep "
