@@ -12,12 +12,14 @@ position 0, with block size ``b`` (``block_size``):
   positions, so every coarse block is ``b x b``.
 
 Every (query, key) pair falls in exactly one level (the smallest segment holding both), and
-all levels share one softmax: per level we keep the row maximum, ``sum exp(s) V`` and
-``sum exp(s)``, and merge them from the coarsest level down, prolonging (repeating) coarse
-query rows to their ``r`` fine queries (the paper's interpolation). Each level's group sums
-are built from the level below (pairs of groups), so coarsening costs ``O(n)`` in all; memory
-and time are ``O(n * b)`` (the level sizes halve going up). Because ``q_bar . k_bar`` is the mean of
-``q_i . k_j`` over the two groups, the method equals softmax attention with each score
+all levels share one softmax: going from the coarsest level down, we carry ``sum exp(s - c)
+V`` and ``sum exp(s - c)`` per query row under one running row shift ``c`` (the largest score
+seen so far), prolonging (repeating) coarse query rows to their ``r`` fine queries (the
+paper's interpolation) and rescaling them in one product, added inside the next level's
+``exp(s - c) V`` product. Each level's group sums are built from the level below (pairs of
+groups), so coarsening costs ``O(n)`` in all; memory and time are ``O(n * b)`` (the level
+sizes halve going up). Because ``q_bar . k_bar`` is the mean of ``q_i . k_j`` over the two
+groups, the method equals softmax attention with each score
 replaced by its group-pair average at its level; with one block (``b >= n``), or with one
 level (``levels=1``) and ``2 b >= n``, nothing is coarsened and it is full softmax attention.
 
@@ -28,7 +30,9 @@ Departure: the paper's finest level also holds the super/sub-diagonal blocks at 
 resolution (tri-diagonal), overlapping the level above; we use the non-overlapping dyadic
 partition, so a neighbouring block across a segment border is read coarsened.
 Padded keys count 0 in every group; padded queries are left out of the query averages, so
-appended padding never changes real outputs.
+appended padding never changes real outputs. A batch without padding (at a length of
+``b * 2^levels``) skips the masking: every group is full, so the means' ``1 / r^2`` is folded
+into the score scale.
 """
 
 from __future__ import annotations
@@ -42,52 +46,28 @@ from torch import Tensor
 from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import check_int, pad_to_multiple
 
-Partial = tuple[Tensor, Tensor, Tensor]  # row max [.., P, 1], sum exp(s) v [.., P, Dh], sum exp(s)
-
 
 def pyramid(x: Tensor, depth: int) -> list[Tensor]:
     """``x`` and its sums over groups of 2, 4, ..., ``2^(depth-1)`` consecutive positions, each
-    level built from the one below: x [B, H, P, Dh] (or [B, 1, P, 1]; zero at padded
-    positions) -> ``depth`` tensors [B, H, P / 2^i, Dh]."""
+    level built from the one below: x [..., P, Dh] (zero at padded positions) -> ``depth``
+    tensors [..., P / 2^i, Dh]."""
     sums = [x]
     for _ in range(depth - 1):
         s = sums[-1]
-        sums.append(s.view(s.shape[0], s.shape[1], s.shape[2] // 2, 2, s.shape[3]).sum(3))
+        sums.append(s.unflatten(-2, (s.shape[-2] // 2, 2)).sum(-2))
     return sums
 
 
-def block_partial(q: Tensor, k: Tensor, v: Tensor, count: Tensor, p: float) -> Partial:
-    """Softmax pieces of query blocks against key blocks.
-
-    q [B, H, nb, b, Dh] (scaled), k [B, H, nb, b, Dh] (mean keys), v [B, H, nb, b, Dh] (summed
-    values, 0 at keys without real positions), count [B, 1, nb, 1, b] (real positions behind
-    each key, 0 = none) -> row max
-    [B, H, nb*b, 1], numerator ``sum exp(s) v`` [B, H, nb*b, Dh], denominator
-    ``sum exp(s) count`` [B, H, nb*b, 1].
-    """
-    # Under autocast the matmuls run in bf16/fp16; the softmax pieces stay in q's (>= fp32)
-    # dtype, as the levels' exponentials and sums are merged across the whole row.
-    scores = (q @ k.transpose(-2, -1)).to(q.dtype)
-    scores = scores.masked_fill(count == 0, torch.finfo(q.dtype).min)
-    m = scores.amax(-1, keepdim=True).detach()  # any shift is exact; detached saves memory
-    # A key without real positions has v = 0 and count = 0, so its weight, exp(min - m) = 0
-    # or 1 in a row without any real key, adds nothing to either sum: no second mask needed.
-    w = (scores - m).exp()  # [B, H, nb, b, b]
-    num = (F.dropout(w, p=p) @ v).to(q.dtype)
-    den = w @ count.transpose(-2, -1)  # sum_j w_ij count_j, without a [.., b, b] product
-    return m.flatten(2, 3), num.flatten(2, 3), den.flatten(2, 3)
+def swap_halves(x: Tensor, dim: int) -> Tensor:
+    """Swap blocks 2i and 2i+1 along ``dim`` (the other half of each segment); a copy."""
+    return x.unflatten(dim, (x.shape[dim] // 2, 2)).flip(dim + 1).flatten(dim, dim + 1)
 
 
-def merge(a: Partial, c: Partial) -> Partial:
-    """Merge two partial softmaxes over disjoint key sets of the same query rows."""
-    m = torch.maximum(a[0], c[0])
-    sa, sc = (a[0] - m).exp(), (c[0] - m).exp()
-    return m, a[1] * sa + c[1] * sc, a[2] * sa + c[2] * sc
-
-
-def prolong(part: Partial, factor: int) -> Partial:
-    """Repeat each coarse query row ``factor`` times (to the next finer level)."""
-    return tuple(t.repeat_interleave(factor, dim=2) for t in part)  # type: ignore[return-value]
+def prolong_scaled(x: Tensor, scale: Tensor) -> Tensor:
+    """Each coarse row repeated for its ``f`` fine rows and multiplied by the fine row's
+    factor, in one product: x [..., P, D], scale [..., f * P, 1] -> [..., f * P, D]."""
+    fine = x.unsqueeze(-2) * scale.unflatten(-2, (x.shape[-2], -1))  # [..., P, f, D]
+    return fine.flatten(-3, -2)
 
 
 @register("htransformer")
@@ -127,35 +107,87 @@ class HTransformerAttention(ProjectedAttention):
         n, dtype, p = q.shape[2], q.dtype, dropout_p(self)
         b, top = min(self.block_size, n), self.num_levels(n)
         wide = torch.promote_types(dtype, torch.float32)
-        q, k, v = (pad_to_multiple(t.to(wide), b * 2**top, dim=2) for t in (q, k, v))
-        real = pad_to_multiple(mask, b * 2**top, dim=1, value=False)[:, None, :, None].to(wide)
-        # padded positions hold 0 at every level (group sums over real positions only; and
-        # block_partial relies on v = 0 behind keys without real positions); q is scaled too
-        q, k, v = q * (real * self.head_dim**-0.5), k * real, v * real
-        size = q.shape[2]
-        merged: Partial | None = None
-        qs, ks, vs, counts = (pyramid(t, top) for t in (q, k, v, real))
-        for level in range(top, 0, -1):  # coarsest first; groups of r = 2^(level-1)
-            # pop: each level's sums are freed once used (coarsest is last)
-            qsum, ksum, vsum, count = qs.pop(), ks.pop(), vs.pop(), counts.pop()
-            # means of real positions; groups of one (level 1) are their own mean (count 0 or
-            # 1, sums already 0 at padding): no division, no copy
-            qc, kc = (
-                (qsum, ksum) if level == 1 else (t / count.clamp_min(1.0) for t in (qsum, ksum))
-            )
-            nb = size // (2 ** (level - 1) * b)
-            sib = torch.arange(nb, device=q.device) ^ 1  # the other half of the segment
-            qb, kb, vb = (t.view(t.shape[0], t.shape[1], nb, b, -1) for t in (qc, kc, vsum))
-            weight = count.view(count.shape[0], 1, nb, b)[:, :, sib, None, :]
-            part = block_partial(qb, kb[:, :, sib], vb[:, :, sib], weight, p)
-            merged = part if merged is None else merge(prolong(merged, 2), part)
-        nb = size // b
-        weight = real.view(real.shape[0], 1, nb, 1, b)
-        blocks = (t.view(t.shape[0], t.shape[1], nb, b, -1) for t in (q, k, v))
-        part = block_partial(*blocks, weight, p)
-        _, num, den = part if merged is None else merge(merged, part)
+        # contiguous [B, H, P, Dh] copies, so that every block view below is free
+        q, k, v = (
+            pad_to_multiple(t.to(wide, memory_format=torch.contiguous_format), b * 2**top, dim=2)
+            for t in (q, k, v)
+        )
+        real = pad_to_multiple(mask, b * 2**top, dim=1, value=False)[:, None, :, None]
+        padded = torch.compiler.is_compiling() or not bool(real.all())
+        if padded:  # padded positions hold 0 at every level (group sums over real ones only)
+            q, k, v = (t * real.to(wide) for t in (q, k, v))
+        depth = max(top, 1)
+        qs, ks, vs = (pyramid(t, depth) for t in (q, k, v))
+        counts = pyramid(real.to(wide), depth) if padded else [None] * depth
+        state: tuple[Tensor, Tensor, Tensor] | None = None  # shift, numerator, denominator
+        for level in range(top, -1, -1):  # coarsest first; level 0: the diagonal blocks
+            # groups of r = 2^(level-1) positions: levels 1 and 0 both use the positions
+            i = level - 1 if level > 1 else 0
+            state = self.level_partial(level, (qs[i], ks[i], vs[i]), counts[i], b, p, state)
+            if i:  # each level's sums are freed once used (coarsest is last)
+                for pyr in (qs, ks, vs, counts):
+                    pyr.pop()
+        _, num, den = state
         out = num / den.masked_fill(den == 0, 1.0)  # den >= 1 unless a row has no key
         return out[:, :, :n].to(dtype)
+
+    def level_partial(
+        self,
+        level: int,
+        sums: tuple[Tensor, Tensor, Tensor],
+        count: Tensor | None,
+        b: int,
+        p: float,
+        coarser: tuple[Tensor, Tensor, Tensor] | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One level's block softmax, merged with the coarser levels' partial sums.
+
+        sums: (q, k, v) summed over groups of ``r`` positions, each [B, H, P, Dh] (``r = 1`` at
+        levels 0 and 1; 0 at padding); count [B, 1, P, 1] real positions per group, or None
+        without padding (then every group holds ``r``); coarser: (row shift [B, H, P', 1],
+        ``sum exp(s - shift) v`` [B, H, P', Dh], ``sum exp(s - shift) count`` [B, H, P', 1])
+        with ``P' = P / 2`` (``P`` at level 0), or None. Returns the same three over ``P`` rows,
+        with one shift per row shared by every level so far.
+        """
+        qs, ks, vs = sums
+        (bsz, heads, size, dh), nb = qs.shape, qs.shape[2] // b
+        r = 2 ** (level - 1) if level else 1
+        scale = self.head_dim**-0.5
+        if count is not None and r > 1:  # means over the real positions of each group
+            qs, ks = (t / count.clamp_min(1.0) for t in (qs, ks))
+        elif count is None:  # every group is full: the means' 1 / r^2 goes into the scale
+            scale = scale / r**2
+        blocks = [t.view(bsz, heads, nb, b, dh) for t in (qs, ks, vs)]
+        weight = None if count is None else count.view(bsz, 1, nb, b)
+        if level:  # the other half of each segment: keys and values of the sibling block
+            blocks[1:] = (swap_halves(t, 2) for t in blocks[1:])
+            weight = None if weight is None else swap_halves(weight, 2)
+        qb, kb, vb = (t.flatten(0, 2) for t in blocks)  # [B * H * nb, b, Dh]
+        # Under autocast the products run in bf16/fp16; the softmax pieces stay in the (>=
+        # fp32) dtype of the sums, as every level's exponentials are merged along the row.
+        scores = torch.baddbmm(qb.new_zeros(()), qb, kb.transpose(-2, -1), beta=0, alpha=scale)
+        scores = scores.to(qs.dtype).view(bsz, heads, nb, b, b)
+        if weight is not None:
+            scores = scores.masked_fill(weight[:, :, :, None, :] == 0, torch.finfo(qs.dtype).min)
+        # any shift is exact: the row maximum over this level and the coarser ones (detached)
+        shift = scores.amax(-1).detach().view(bsz, heads, size, 1)
+        if coarser is not None:
+            old = coarser[0].repeat_interleave(size // coarser[0].shape[2], dim=2)
+            shift = torch.maximum(shift, old)
+        # a key without real positions has v = 0 and weight 0, so its exp(min - shift), 1 in
+        # a row without any real key, adds nothing to either sum: no second mask needed
+        w = (scores - shift.view(bsz, heads, nb, b, 1)).exp()  # [B, H, nb, b, b]
+        # sum_j w_ij count_j, without a [.., b, b] product
+        den = w.sum(-1, keepdim=True) * r if weight is None else w @ weight[..., None]
+        den = den.view(bsz, heads, size, 1)
+        dropped = F.dropout(w, p=p).flatten(0, 2)
+        if coarser is None:
+            num = torch.bmm(dropped, vb)
+        else:  # the coarser rows, rescaled to the new shift, added inside the product
+            rescale = (old - shift).exp()
+            num = torch.baddbmm(prolong_scaled(coarser[1], rescale).view_as(vb), dropped, vb)
+            den = den + prolong_scaled(coarser[2], rescale)
+        return shift, num.to(qs.dtype).view(bsz, heads, size, dh), den
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, block_size={self.block_size}, levels={self.levels}"

@@ -135,6 +135,26 @@ def test_matches_dense_definition(case, n):
     assert (out[real] - full[real]).abs().max() > 1e-3, "the case must differ from full softmax"
 
 
+@pytest.mark.parametrize("levels", [None, 2], ids=["all-levels", "levels2"])
+def test_htransformer_without_padding_matches_dense_definition(levels):
+    """A batch without padding at a length of b * 2^levels takes the path that skips masking
+    (group means folded into the score scale): outputs and gradients match the definition."""
+    attn = make("htransformer", block_size=4, levels=levels)
+    q, k, v, _ = qkv(32 if levels is None else 16)
+    mask = torch.ones(q.shape[0], q.shape[2], dtype=torch.bool)
+    inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+    copies = [t.clone().requires_grad_() for t in (q, k, v)]
+    out, ref = attn.attend(*inputs, mask), h_reference(*copies, mask, 4, levels)
+    grad = torch.randn_like(out)
+    (out * grad).sum().backward()
+    (ref * grad).sum().backward()
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
+    for mine, theirs in zip(inputs, copies, strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, atol=1e-10, rtol=1e-10)
+    full = softmax_ref(q @ k.transpose(-2, -1) / math.sqrt(DH), mask[:, None, None, :], v)
+    assert (out - full).abs().max() > 1e-3, "the case must differ from full softmax"
+
+
 COVERING = {
     "htransformer-block>=n": lambda: make("htransformer", block_size=64),
     "htransformer-one-level-2b>=n": lambda: make("htransformer", block_size=19, levels=1),
