@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,13 +25,32 @@ FIELDS = ["task", "model", "command", "wall_s", "peak_rss_mb", "exit", "machine"
 FIELDS += ["date"]
 
 
+# A process started from this one begins with this one's memory counted: Linux keeps the
+# larger of the pre-exec and the program's own peak in ru_maxrss, and this process holds torch
+# (~370 MB). So each command is started by a small launcher (a bare Python, ~10 MB), which
+# times it and writes its wall seconds, its peak RSS (KiB) and its exit status to a file.
+LAUNCHER = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(sys.argv[1], "w") as f:
+    f.write(f"{wall} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def timed(command: list[str]) -> tuple[float, float, int]:
-    """Run ``command``; its wall seconds, its own peak RSS (MiB) and exit status."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    """Run ``command``; its wall seconds, its own peak RSS (MiB) and exit status (negative:
+    killed by that signal)."""
+    with tempfile.TemporaryDirectory(prefix="lra-timed-") as tmp:
+        report = Path(tmp) / "report"
+        launcher = [sys.executable, "-c", LAUNCHER, str(report), *command]
+        subprocess.run(launcher, cwd=ROOT, stdout=subprocess.DEVNULL, check=True)
+        wall, rss_kib, code = report.read_text().split()
+    return float(wall), int(rss_kib) / 1024, int(code)
 
 
 def main() -> None:

@@ -368,6 +368,26 @@ def test_lra_bench_takes_a_method_named_as_lra_train_names_it(toy):
         plan(with_model(cfg, method, {"gain": -1}, listed=False))
 
 
+@pytest.mark.slow
+def test_lra_bench_process_measures_a_method_named_as_lra_train_names_it(toy, tmp_path):
+    """The whole ``lra-bench`` process with ``model=external model.target=... model.<k>=``:
+    the method is measured beside the references in one invocation, with its option."""
+    name, site = toy
+    command = [sys.executable, "-m", "lra.bench", "model=external", f"model.target={name}:Scaled"]
+    command += ["model.gain=0.5", "mode=attention", "lengths=[64]", "batch_sizes=[1]"]
+    command += ["warmup=1", "repeats=1", "progress=false", f"out_dir={tmp_path}", "out=toy"]
+    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = pd.read_csv(tmp_path / "toy.csv")
+    assert list(rows["method"]) == ["transformer_naive", "transformer", f"{name}:Scaled"]
+    assert (rows["status"] == "ok").all() and rows["bench_id"].nunique() == 1
+    bad = [a.replace("model.gain=0.5", "model.gain=-1") for a in command]
+    refused = subprocess.run(bad, capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode == 1 and "gain must be a number > 0, got -1" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_lra_check_curve_of_a_rejected_option_value_is_a_failure(tmp_path, capsys):
     argv = ["linformer", "k=-3", "--only", "curve", "--out", str(tmp_path)]
     assert check_cli.main(argv) == 1
