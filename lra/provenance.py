@@ -14,13 +14,15 @@ from lra.config import REPO_ROOT
 
 @cache
 def git_sha() -> str | None:
-    """Commit of the checkout this code runs from, with ``-dirty`` if files changed; None outside git."""
+    """Commit of the checkout this code runs from, with ``-dirty`` if tracked files changed;
+    None outside git. Changes under ``results/`` do not count: they are what runs write (a
+    benchmark appends to its CSV, the next one in the same checkout would look dirty)."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
