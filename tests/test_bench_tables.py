@@ -156,11 +156,15 @@ def test_committed_cpu_text_csv_splits_into_its_runs():
     frame = read_bench_csv(COMMITTED)
     runs = list(dict.fromkeys(frame["bench_id"]))
     assert runs[:2] == ["legacy-20261123T201645Z", "legacy-20261123T205026Z"]
-    # the third call measured every method at once, with its own id and the host's fingerprint
-    third = frame[frame["bench_id"] == runs[2]]
-    assert len(runs) == 3 and not runs[2].startswith("legacy-")
-    assert third["method"].nunique() == 23 and len(third) == 92
-    assert third["machine"].nunique() == 1 and third["git_sha"].nunique() == 1
+    # every later call measured every method at once, with its own id and the host's
+    # fingerprint, at one commit
+    assert len(runs) >= 3
+    for run in runs[2:]:
+        later = frame[frame["bench_id"] == run]
+        assert not run.startswith("legacy-")
+        assert later["method"].nunique() == 23 and len(later) == 92
+        assert later["machine"].nunique() == 1 and later["git_sha"].nunique() == 1
+    measured_local = frame.loc[frame["method"] == "local", "bench_id"].nunique()
     frame = frame[frame["bench_id"].isin(runs[:2])]
     first, second = (frame[frame["bench_id"] == r] for r in runs[:2])
     assert len(first) == 48 and len(second) == 52
@@ -174,7 +178,7 @@ def test_committed_cpu_text_csv_splits_into_its_runs():
     # ratios within the first run: local at 4K is 12.0x transformer_naive (13.74x mixed)
     eff = efficiency_frame(read_bench_csv(COMMITTED), REFS)
     local = eff[(eff["method"] == "local") & (eff["length"] == 4096)]
-    assert len(local) == 2  # one row per call that measured it: ratios never mix calls
+    assert len(local) == measured_local  # a row per call measuring it: ratios never mix calls
     local = local[local["bench_id"] == runs[0]]
     assert local["speed_vs_transformer_naive"].iloc[0] == pytest.approx(12.0, abs=0.005)
     assert local["bench_id"].iloc[0] == runs[0]
