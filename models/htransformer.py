@@ -45,6 +45,7 @@ from torch import Tensor
 
 from models.base import ProjectedAttention, dropout_p, register
 from models.blocks import check_int, pad_to_multiple
+from models.kernels import may_have_padding
 
 
 def pyramid(x: Tensor, depth: int) -> list[Tensor]:
@@ -113,7 +114,7 @@ class HTransformerAttention(ProjectedAttention):
             for t in (q, k, v)
         )
         real = pad_to_multiple(mask, b * 2**top, dim=1, value=False)[:, None, :, None]
-        padded = torch.compiler.is_compiling() or not bool(real.all())
+        padded = may_have_padding(real)
         if padded:  # padded positions hold 0 at every level (group sums over real ones only)
             q, k, v = (t * real.to(wide) for t in (q, k, v))
         depth = max(top, 1)

@@ -73,6 +73,13 @@ def masked_softmax(scores: Tensor, allowed: Tensor, dropout: float = 0.0) -> Ten
     return probs
 
 
+def may_have_padding(mask: Tensor) -> bool:
+    """False only when ``mask`` (True = real) is all real, so that a method may take its
+    unmasked path; always True under ``torch.compile``, so that the compiled graph has no
+    data-dependent branch (it keeps the masked path, correct with or without padding)."""
+    return torch.compiler.is_compiling() or not bool(mask.all())
+
+
 def softmax_over_key_sets(
     scores: Sequence[Tensor], allowed: Sequence[Tensor], dropout: float = 0.0
 ) -> tuple[list[Tensor], Tensor]:

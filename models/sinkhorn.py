@@ -30,14 +30,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import ProjectedAttention, dropout_p, register
-from models.blocks import pad_to_multiple
+from models.blocks import to_blocks
 from models.kernels import check_int, check_length, check_positive_float, softmax_over_key_sets
 
 
 def blocks_of(x: Tensor, b: int) -> Tensor:
     """[B, H, N, Dh] -> [B, H, nb, b, Dh], zero-padding N to a multiple of b; contiguous, so
     that the block products below need no copies of their own (x may be a head view)."""
-    return pad_to_multiple(x.contiguous(), b, dim=2).unflatten(2, (-1, b))
+    return to_blocks(x.contiguous(), b)
 
 
 def sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:

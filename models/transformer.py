@@ -10,11 +10,11 @@ takes masks; torch's CPU flash kernel does too). ``lra-bench`` records which ker
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from models.base import ProjectedAttention, dropout_p, register
+from models.kernels import may_have_padding
 
 
 def key_padding_mask(mask: Tensor) -> Tensor:
@@ -51,6 +51,6 @@ def padding_mask_or_none(mask: Tensor) -> Tensor | None:
     """``None`` when ``mask`` [B, N] has no padding (fused kernels allowed), else the
     :func:`key_padding_mask`. Under ``torch.compile`` the mask is always passed, so the
     compiled graph has no data-dependent branch."""
-    if not torch.compiler.is_compiling() and bool(mask.all()):
+    if not may_have_padding(mask):
         return None
     return key_padding_mask(mask)
